@@ -1,0 +1,54 @@
+//! What every subcommand shares: logging and where the default model and index live.
+use std::path::{Path, PathBuf};
+
+/// Logging through env_logger: RUST_LOG wins; otherwise warnings, or more with -v / -vv.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .init();
+}
+
+/// File name of the default model inside a `models/` folder.
+pub const DEFAULT_MODEL: &str = "visualbyte.onnx";
+/// File name of the default image-memory index inside a `models/` folder.
+pub const DEFAULT_INDEX: &str = "memory.vbi";
+
+/// Where to look for the shipped `models/` folder: `$VISUALBYTE_MODELS`, `./models`, next to the
+/// executable (`<exe dir>/models`, `<exe dir>/../models`), and the source checkout it was built from.
+pub fn models_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os("VISUALBYTE_MODELS") {
+        dirs.push(PathBuf::from(dir));
+    }
+    dirs.push(PathBuf::from("models"));
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            dirs.push(dir.join("models"));
+            dirs.push(dir.join("../models"));
+        }
+    }
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
+    dirs
+}
+
+/// `explicit` if given, else the first `models/<name>` that exists.
+pub fn resolve_default(explicit: Option<PathBuf>, name: &str, what: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path);
+    }
+    let dirs = models_dirs();
+    dirs.iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no {what} given and no {name} found in {}; pass the path, or set VISUALBYTE_MODELS",
+                dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            )
+        })
+}

@@ -1,0 +1,197 @@
+//! `visualbyte render`: see what the model sees, or render training data through the device's renderer.
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use visualbyte::render::{Renderer, RendererSettings, TextRenderer};
+
+/// Input size used when neither --size nor a model says otherwise.
+pub const DEFAULT_SIZE: u32 = 96;
+
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// Render typed text as the model sees it, e.g. `render text "호랑이 tiger" -o t.png`.
+    Text {
+        /// The text to draw.
+        text: String,
+        #[command(flatten)]
+        out: OutArgs,
+        /// Draw with this TTF/OTF font instead of the embedded default (training uses several).
+        #[arg(long)]
+        font: Option<PathBuf>,
+    },
+    /// Render a WAV recording as the log-mel spectrogram image the model sees.
+    Audio {
+        /// WAV file (any rate, channel count and sample format).
+        wav: PathBuf,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Render a picture (any format the image crate reads) as the model sees it.
+    Image {
+        /// Picture file.
+        image: PathBuf,
+        #[command(flatten)]
+        out: OutArgs,
+    },
+    /// Print the renderer settings for an input size as JSON (what a model's contract records).
+    Config {
+        /// Input size in pixels.
+        #[arg(long, default_value_t = DEFAULT_SIZE)]
+        size: u32,
+    },
+    /// Render every line of a JSON-lines manifest, in order, into one raw file of N×S×S×3 bytes.
+    ///
+    /// Lines: {"kind":"audio","path":"a.wav"}, {"kind":"text","text":"tiger","font":"f.ttf"}
+    /// (font optional), {"kind":"image","path":"p.png"}. Relative paths are relative to the manifest.
+    Batch {
+        /// The JSON-lines manifest.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Input size in pixels.
+        #[arg(long, default_value_t = DEFAULT_SIZE)]
+        size: u32,
+        /// Output file (raw u8, N×S×S×3, RGB, row-major).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OutArgs {
+    /// Output PNG.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Input size in pixels.
+    #[arg(long, default_value_t = DEFAULT_SIZE)]
+    size: u32,
+}
+
+pub fn run(cmd: RenderCommand) -> anyhow::Result<()> {
+    match cmd {
+        RenderCommand::Text { text, out, font } => {
+            let renderer = Renderer::new(RendererSettings::for_size(out.size))?;
+            let img = match font {
+                Some(path) => font_renderer(&path, renderer.settings())?.render(&text)?,
+                None => renderer.text(&text)?,
+            };
+            save(&img, &out.out)
+        }
+        RenderCommand::Audio { wav, out } => {
+            let mut renderer = Renderer::new(RendererSettings::for_size(out.size))?;
+            let img = renderer.audio_file(&wav)?;
+            save(&img, &out.out)
+        }
+        RenderCommand::Image { image, out } => {
+            let renderer = Renderer::new(RendererSettings::for_size(out.size))?;
+            let img = renderer.image_file(&image)?;
+            save(&img, &out.out)
+        }
+        RenderCommand::Config { size } => {
+            let settings = RendererSettings::for_size(size);
+            settings.validate()?;
+            println!("{}", serde_json::to_string_pretty(&settings)?);
+            Ok(())
+        }
+        RenderCommand::Batch {
+            manifest,
+            size,
+            out,
+            quiet,
+        } => batch(&manifest, size, &out, quiet),
+    }
+}
+
+fn save(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
+    img.save(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {} ({}×{})", path.display(), img.width(), img.height());
+    Ok(())
+}
+
+fn font_renderer(path: &Path, settings: &RendererSettings) -> anyhow::Result<TextRenderer> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read font {}", path.display()))?;
+    let name = path.display().to_string();
+    Ok(TextRenderer::with_font_bytes(
+        settings.size,
+        &settings.text,
+        &bytes,
+        &name,
+    )?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum BatchItem {
+    Audio { path: PathBuf },
+    Text { text: String, font: Option<PathBuf> },
+    Image { path: PathBuf },
+}
+
+/// Renders a manifest into one raw file, written to a temporary name and renamed at the end so that an
+/// interrupted run never leaves a short file behind.
+fn batch(manifest: &Path, size: u32, out: &Path, quiet: bool) -> anyhow::Result<()> {
+    let base = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
+    let mut items = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item: BatchItem = serde_json::from_str(line)
+            .with_context(|| format!("{}:{}: not a manifest line", manifest.display(), n + 1))?;
+        items.push((n + 1, item));
+    }
+    let mut renderer = Renderer::new(RendererSettings::for_size(size))?;
+    let mut fonts: HashMap<PathBuf, TextRenderer> = HashMap::new();
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let mut writer = BufWriter::new(tmp);
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(items.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")?,
+    );
+    bar.set_message("rendering");
+    let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    for (line, item) in &items {
+        let img = match item {
+            BatchItem::Audio { path } => renderer.audio_file(&resolve(path)),
+            BatchItem::Image { path } => renderer.image_file(&resolve(path)),
+            BatchItem::Text { text, font: None } => renderer.text(text),
+            BatchItem::Text {
+                text,
+                font: Some(font),
+            } => {
+                let font = resolve(font);
+                if !fonts.contains_key(&font) {
+                    fonts.insert(font.clone(), font_renderer(&font, renderer.settings())?);
+                }
+                fonts[&font].render(text)
+            }
+        }
+        .with_context(|| format!("{}:{line}", manifest.display()))?;
+        writer.write_all(img.as_raw())?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let tmp = writer.into_inner().map_err(|e| e.into_error())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!("rendered {} items at {size}×{size} into {}", items.len(), out.display());
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! Audio in: WAV of any rate, channel count and sample format → mono `f32` → the analysis rate.
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler};
+
+use super::RenderError;
+
+/// Lowest and highest input rates accepted.
+pub const MIN_RATE: u32 = 1_000;
+pub const MAX_RATE: u32 = 384_000;
+
+/// Mono samples in `[-1, 1]` at `rate` Hz.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pcm {
+    pub samples: Vec<f32>,
+    pub rate: u32,
+}
+
+impl Pcm {
+    pub fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / self.rate as f64
+    }
+}
+
+/// Reads a WAV file and mixes it to mono.
+pub fn read_wav(path: &Path, max_seconds: f32) -> Result<Pcm, RenderError> {
+    let file = std::fs::File::open(path).map_err(|source| RenderError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_wav(std::io::BufReader::new(file), path, max_seconds)
+}
+
+/// Decodes WAV bytes held in memory (tests, fuzzing, stdin).
+pub fn decode_wav_bytes(bytes: &[u8], max_seconds: f32) -> Result<Pcm, RenderError> {
+    decode_wav(Cursor::new(bytes), Path::new("<memory>"), max_seconds)
+}
+
+/// Decodes a WAV stream: PCM integers of 8 to 32 bits or 32-bit float, any channel count, mixed to mono
+/// by averaging the channels. Length is checked against `max_seconds` before any sample is read.
+pub fn decode_wav<R: Read>(reader: R, path: &Path, max_seconds: f32) -> Result<Pcm, RenderError> {
+    let fail = |reason: String| RenderError::WavDecode {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut wav = hound::WavReader::new(reader).map_err(|e| fail(e.to_string()))?;
+    let spec = wav.spec();
+    if spec.channels == 0 {
+        return Err(fail("zero channels".into()));
+    }
+    if !(MIN_RATE..=MAX_RATE).contains(&spec.sample_rate) {
+        return Err(fail(format!(
+            "sample rate {} Hz is outside {MIN_RATE}..={MAX_RATE} Hz",
+            spec.sample_rate
+        )));
+    }
+    let frames = wav.duration() as u64;
+    let seconds = frames as f64 / spec.sample_rate as f64;
+    if seconds > max_seconds as f64 {
+        return Err(RenderError::AudioTooLong {
+            path: path.to_path_buf(),
+            seconds,
+            limit: max_seconds,
+        });
+    }
+    let channels = spec.channels as usize;
+    let mut mono = Vec::with_capacity(frames as usize);
+    let mut acc = 0f32;
+    let mut n = 0usize;
+    let mut push = |v: f32, mono: &mut Vec<f32>| {
+        acc += v;
+        n += 1;
+        if n == channels {
+            mono.push(acc / channels as f32);
+            acc = 0.0;
+            n = 0;
+        }
+    };
+    match spec.sample_format {
+        hound::SampleFormat::Float => {
+            if spec.bits_per_sample != 32 {
+                return Err(fail(format!("{}-bit float samples", spec.bits_per_sample)));
+            }
+            for s in wav.samples::<f32>() {
+                let v = s.map_err(|e| fail(e.to_string()))?;
+                // NaN or infinite samples would poison the spectrogram: treat them as silence.
+                push(if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 }, &mut mono);
+            }
+        }
+        hound::SampleFormat::Int => {
+            let bits = spec.bits_per_sample;
+            if bits == 0 || bits > 32 {
+                return Err(fail(format!("{bits}-bit integer samples")));
+            }
+            let scale = 1.0 / (1u64 << (bits - 1)) as f32;
+            for s in wav.samples::<i32>() {
+                let v = s.map_err(|e| fail(e.to_string()))?;
+                push(v as f32 * scale, &mut mono);
+            }
+        }
+    }
+    if mono.is_empty() {
+        return Err(RenderError::EmptyAudio {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Pcm {
+        samples: mono,
+        rate: spec.sample_rate,
+    })
+}
+
+/// Resamples mono audio to `rate` with rubato's FFT resampler (band-limited, no linear interpolation).
+pub fn resample_to(pcm: &Pcm, rate: u32) -> Result<Vec<f32>, RenderError> {
+    if pcm.rate == rate {
+        return Ok(pcm.samples.clone());
+    }
+    let err = |reason: String| RenderError::Resample {
+        from: pcm.rate,
+        reason,
+    };
+    if !(MIN_RATE..=MAX_RATE).contains(&pcm.rate) {
+        return Err(err(format!("rate outside {MIN_RATE}..={MAX_RATE} Hz")));
+    }
+    if pcm.samples.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut resampler = Fft::<f32>::new(pcm.rate as usize, rate as usize, 1024, 1, FixedSync::Input)
+        .map_err(|e| err(e.to_string()))?;
+    let input = InterleavedSlice::new(&pcm.samples[..], 1, pcm.samples.len())
+        .map_err(|e| err(e.to_string()))?;
+    let out = resampler
+        .process_all(&input, pcm.samples.len(), None)
+        .map_err(|e| err(e.to_string()))?;
+    Ok(out.take_data())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav_bytes(spec: hound::WavSpec, write: impl FnOnce(&mut hound::WavWriter<&mut Cursor<Vec<u8>>>)) -> Vec<u8> {
+        let mut cursor = Cursor::new(Vec::new());
+        {
+            let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
+            write(&mut w);
+            w.finalize().unwrap();
+        }
+        cursor.into_inner()
+    }
+
+    #[test]
+    fn stereo_int16_is_mixed_to_mono() {
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let bytes = wav_bytes(spec, |w| {
+            for _ in 0..10 {
+                w.write_sample(16384i16).unwrap();
+                w.write_sample(0i16).unwrap();
+            }
+        });
+        let pcm = decode_wav_bytes(&bytes, 30.0).unwrap();
+        assert_eq!(pcm.rate, 16_000);
+        assert_eq!(pcm.samples.len(), 10);
+        assert!((pcm.samples[0] - 0.25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn float_and_24_bit_samples_decode() {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 22_050,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let bytes = wav_bytes(spec, |w| {
+            w.write_sample(0.5f32).unwrap();
+            w.write_sample(f32::NAN).unwrap();
+        });
+        let pcm = decode_wav_bytes(&bytes, 30.0).unwrap();
+        assert_eq!(pcm.samples, vec![0.5, 0.0]);
+        let spec24 = hound::WavSpec {
+            channels: 1,
+            sample_rate: 48_000,
+            bits_per_sample: 24,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let bytes = wav_bytes(spec24, |w| w.write_sample(-(1i32 << 23)).unwrap());
+        assert_eq!(decode_wav_bytes(&bytes, 30.0).unwrap().samples, vec![-1.0]);
+    }
+
+    #[test]
+    fn empty_and_garbage_files_are_clear_errors() {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let empty = wav_bytes(spec, |_| {});
+        assert!(matches!(
+            decode_wav_bytes(&empty, 30.0),
+            Err(RenderError::EmptyAudio { .. })
+        ));
+        let msg = decode_wav_bytes(b"not a wav at all", 30.0).unwrap_err().to_string();
+        assert!(msg.contains("not a WAV file"), "{msg}");
+        assert!(decode_wav_bytes(&[], 30.0).is_err());
+    }
+
+    #[test]
+    fn too_long_audio_is_refused_before_decoding() {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 1_000,
+            bits_per_sample: 8,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let bytes = wav_bytes(spec, |w| {
+            for _ in 0..3_000 {
+                w.write_sample(0i8).unwrap();
+            }
+        });
+        let err = decode_wav_bytes(&bytes, 2.0).unwrap_err();
+        assert!(matches!(err, RenderError::AudioTooLong { .. }), "{err}");
+    }
+
+    #[test]
+    fn resampling_keeps_duration_and_a_tone_frequency() {
+        let rate = 44_100;
+        let n = rate as usize; // one second
+        let samples: Vec<f32> = (0..n)
+            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin() * 0.5)
+            .collect();
+        let out = resample_to(&Pcm { samples, rate }, 16_000).unwrap();
+        assert!((out.len() as i64 - 16_000).abs() <= 2, "{}", out.len());
+        // Count zero crossings in the steady middle: a 440 Hz tone crosses 880 times a second.
+        let mid = &out[4000..12000];
+        let crossings = mid.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+        assert!((crossings as i64 - 440).abs() <= 2, "{crossings}");
+        let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+        assert!((rms - 0.5 / 2f32.sqrt()).abs() < 0.01, "{rms}");
+    }
+
+    #[test]
+    fn very_short_clips_resample() {
+        let out = resample_to(&Pcm { samples: vec![0.1; 3], rate: 8_000 }, 16_000).unwrap();
+        assert!(out.len() >= 5 && out.len() <= 7, "{}", out.len());
+    }
+}
