@@ -1,0 +1,73 @@
+"""A stand-in for ``visualbyte render config|batch`` so the dataset tests run without the Rust build.
+
+It reads every input the real renderer would (WAV header and samples, picture, font file) and draws a
+deterministic image from it; it checks manifest lines the same way (unknown keys, missing files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def config(size: int) -> dict:
+    return {"version": 1, "size": size, "fake": True, "text": {"font": "NanumSquareR"}}
+
+
+def _fill(seed: bytes, size: int) -> np.ndarray:
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed).digest()[:8], "little"))
+    return rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def render(line: dict, base: Path, size: int) -> np.ndarray:
+    kind = line.get("kind")
+    keys = set(line) - {"kind"}
+    if kind == "audio":
+        assert keys == {"path"}, line
+        path = base / line["path"]
+        with wave.open(str(path), "rb") as w:
+            assert w.getnchannels() == 1 and w.getsampwidth() == 2
+            data = w.readframes(w.getnframes())
+            rate = w.getframerate()
+        assert len(data) > 0, f"{path}: no samples"
+        return _fill(data + str(rate).encode(), size)
+    if kind == "text":
+        assert keys <= {"text", "font"}, line
+        assert line["text"].strip(), "empty text"
+        font = line.get("font")
+        if font is not None:
+            assert (base / font).is_file(), f"font {font} missing"
+        return _fill(f"{font}|{line['text']}".encode(), size)
+    if kind == "image":
+        assert keys == {"path"}, line
+        img = Image.open(base / line["path"]).convert("RGB").resize((size, size))
+        return np.asarray(img, np.uint8)
+    raise AssertionError(f"unknown kind in {line}")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:2] == ["render", "config"]:
+        size = int(argv[argv.index("--size") + 1])
+        print(json.dumps(config(size), indent=2))
+        return 0
+    if argv[:2] == ["render", "batch"]:
+        manifest = Path(argv[argv.index("--manifest") + 1])
+        size = int(argv[argv.index("--size") + 1])
+        out = Path(argv[argv.index("-o") + 1])
+        lines = [json.loads(s) for s in manifest.read_text(encoding="utf-8").splitlines() if s.strip()]
+        with open(out, "wb") as f:
+            for line in lines:
+                f.write(render(line, manifest.parent, size).tobytes())
+        return 0
+    print(f"fake visualbyte: unsupported arguments {argv}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

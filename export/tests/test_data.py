@@ -1,0 +1,370 @@
+"""Dataset builder on a tiny synthetic subset: fake emoji packages, fake Fashion-MNIST, real espeak-ng.
+
+The runtime's renderer is replaced by tests/fake_visualbyte.py (same command line and manifest), so
+these tests need neither the Rust build nor the downloads. One test uses the real binary if present.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import stat
+import struct
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visualbyte_export import classes as C
+from visualbyte_export import data as D
+from visualbyte_export import render as R
+
+HERE = Path(__file__).resolve().parent
+TINY_EMOJI = {
+    "tiger2": ("1F405", "TIGER"),
+    "tiger": ("1F42F", "TIGER FACE"),
+    "apple": ("1F34E", "RED APPLE"),
+    "green_apple": ("1F34F", "GREEN APPLE"),
+    "man": ("1F468", "MAN"),
+    "dog2": ("1F415", "DOG"),
+    "dog": ("1F436", "DOG FACE"),
+}
+SIZE = 32
+# Fewer samples than --tiny, so that the tests stay fast on a busy machine.
+TEST_COUNTS = D.Counts(audio_train=4, audio_eval=2, text_train=4, text_eval=1, image_augs=1,
+                       image_train_max=3, image_eval_max=1, fashion_train=2, fashion_eval=1,
+                       ko_fraction=0.5, neg_en=2, neg_ko=1)  # fmt: skip
+
+
+def _png(path: Path, seed: int, px: int = 64) -> None:
+    rng = np.random.default_rng(seed)
+    rgba = rng.integers(0, 256, (px, px, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(rng.random((px, px)) < 0.3, 0, 255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgba, "RGBA").save(path)
+
+
+def make_downloads(root: Path) -> Path:
+    """emoji-datasource-{google,twitter,facebook} with the tiny classes' emoji (the man has skin tones)."""
+    entries = []
+    for n, (short, (code, name)) in enumerate(TINY_EMOJI.items()):
+        e = {"unified": code, "name": name, "image": f"{code.lower()}.png", "short_name": short,
+             "short_names": [short], "category": "Animals & Nature", "subcategory": "x"}  # fmt: skip
+        for style in ("google", "twitter", "facebook"):
+            e[f"has_img_{style}"] = True
+        if short == "man":
+            e["skin_variations"] = {
+                tone: {"unified": f"{code}-{tone}", "image": f"{code.lower()}-{tone.lower()}.png",
+                       "has_img_google": True, "has_img_twitter": True, "has_img_facebook": True}
+                for tone in D.SKIN_TONES
+            }  # fmt: skip
+        entries.append(e)
+    for style in ("google", "twitter", "facebook"):
+        pkg = D.package_dir(root, D.STYLE_PACKAGE[style])
+        pkg.mkdir(parents=True, exist_ok=True)
+        (pkg / "emoji.json").write_text(json.dumps(entries))
+        for n, e in enumerate(entries):
+            images = [e["image"]] + [v["image"] for v in e.get("skin_variations", {}).values()]
+            for k, img in enumerate(images):
+                _png(pkg / "img" / style / "64" / img, hash((style, n, k)) % 2**32)
+    return root
+
+
+def _idx(path: Path, arr: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def make_fashion(root: Path, per_class: int = 5) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for part in ("train", "t10k"):
+        labels = np.repeat(np.arange(10), per_class)
+        rng.shuffle(labels)
+        _idx(root / f"{part}-images-idx3-ubyte.gz", rng.integers(0, 256, (labels.size, 28, 28)))
+        _idx(root / f"{part}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fake_bin(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bin") / "visualbyte"
+    path.write_text(f"#!/bin/sh\nexec {sys.executable} {HERE / 'fake_visualbyte.py'} \"$@\"\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("sources")
+    fonts = {}
+    for name in D.FONT_FILES:
+        p = root / "fonts" / f"{name}.ttf"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"not a real font: the fake renderer only checks it exists")
+        fonts[name] = str(p)
+    return {
+        "downloads": make_downloads(root / "downloads"),
+        "fashion": make_fashion(root / "fashion"),
+        "fonts": fonts,
+    }
+
+
+def tiny_config(out: Path, sources: dict, cache: Path | None = None, seed: int = 0) -> D.Config:
+    return D.Config(
+        out=out,
+        size=SIZE,
+        seed=seed,
+        tiny=True,
+        cache=cache,
+        downloads=sources["downloads"],
+        fashion=sources["fashion"],
+        fonts=sources["fonts"],
+        workers=2,
+        counts=TEST_COUNTS,
+        train_styles=("google", "twitter"),
+        eval_styles=("facebook",),
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, sources, fake_bin) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "tiny"
+    old = os.environ.get("VISUALBYTE_BIN")
+    os.environ["VISUALBYTE_BIN"] = str(fake_bin)
+    try:
+        D.Builder(tiny_config(out, sources)).build()
+    finally:
+        if old is None:
+            del os.environ["VISUALBYTE_BIN"]
+        else:
+            os.environ["VISUALBYTE_BIN"] = old
+    return out
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(s) for s in path.read_text(encoding="utf-8").splitlines()]
+
+
+# ------------------------------------------------------------------------------------------------
+# Classes
+
+
+def test_class_table_is_consistent():
+    classes = C.all_classes()
+    C.check_classes(classes)
+    groups = [c.group for c in classes]
+    assert len(classes) >= 150
+    assert groups.count("fashion") == 10
+    assert sorted(c.fashion_label for c in classes if c.group == "fashion") == list(range(10))
+    assert groups.count("cifar") >= 75
+    assert all(c.ko for c in classes if c.group == "cifar")
+    assert all(c.ko is None for c in classes if c.group != "cifar")
+    # Groups are contiguous and in order: cifar, emoji, fashion.
+    assert groups == sorted(groups, key=C.GROUPS.index)
+
+
+def test_negative_words_are_not_class_names():
+    names = {n.lower() for c in C.all_classes() for n in C.names_en(c) + C.names_ko(c)}
+    words = {w.lower() for w in C.NEGATIVE_EN + C.NEGATIVE_KO}
+    assert len(C.NEGATIVE_EN) >= 40
+    assert not names & words
+    # Nor a word inside a class name ("bell" in "bell pepper").
+    name_words = {w for n in names for w in n.split()}
+    assert not name_words & words
+
+
+def test_korean_particles_follow_the_last_syllable():
+    assert C.ko_phrase("{n}{l} 찾아 줘", "호랑이") == "호랑이를 찾아 줘"
+    assert C.ko_phrase("{n}{l} 찾아 줘", "곰") == "곰을 찾아 줘"
+    assert C.ko_phrase("{n}{u} 어디에 있어?", "고층 빌딩") == "고층 빌딩은 어디에 있어?"
+    assert C.en_phrase("do you see {a} {n}", "apple") == "do you see an apple"
+
+
+def test_classes_only_writes_csv(tmp_path):
+    assert D.main(["--classes-only", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "classes.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(C.all_classes())
+    tiger = next(r for r in rows if r["key"] == "tiger")
+    assert tiger["ko"] == "호랑이" and tiger["group"] == "cifar" and "tiger2" in tiger["emoji"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Speech
+
+
+def test_speech_augmentation_is_deterministic():
+    x = D.espeak("where is the tiger", "en-us", "f3", 160, 50, 0)
+    assert x.dtype == np.float32 and x.size > D.ESPEAK_RATE * 0.3
+    aug = D.speech_aug(np.random.default_rng(1), 1.0)
+    aug.update(rate=16000, noise={"colour": "pink", "snr_db": 10.0}, reverb={"rt60": 0.3, "wet": 0.3})
+    y1, r1 = D.augment_speech(x, aug)
+    y2, r2 = D.augment_speech(x, aug)
+    assert r1 == r2 == 16000
+    np.testing.assert_array_equal(y1, y2)
+    assert np.abs(y1).max() <= 1.0
+    expected = (x.size + D.ESPEAK_RATE * (aug["lead_ms"] + aug["trail_ms"]) // 1000) * 16000 / 22050
+    assert abs(y1.size - expected) < 0.35 * 16000  # reverb adds a tail of at most rt60 / 2
+
+
+def test_held_out_voices_are_installed_and_disjoint():
+    v = D.voice_sets()
+    assert not set(v.en_train) & set(v.en_eval)
+    assert not set(v.variants_train) & set(v.variants_eval)
+    assert len(v.variants_train) >= 40
+
+
+# ------------------------------------------------------------------------------------------------
+# The tiny dataset
+
+
+def test_tiny_dataset_layout(built):
+    meta = json.loads((built / "meta.json").read_text(encoding="utf-8"))
+    assert {"seed", "size", "renderer", "classes", "splits"} <= set(meta)
+    assert meta["size"] == SIZE and meta["renderer"]["fake"] is True
+    classes = meta["classes"]
+    assert [c["id"] for c in classes] == list(range(len(C.TINY_KEYS)))
+    assert {c["group"] for c in classes} == {"cifar", "emoji", "fashion"}
+    tiger = next(c for c in classes if c["en"] == "tiger")
+    assert tiger == {"id": tiger["id"], "en": "tiger", "ko": "호랑이", "group": "cifar"}
+    n_classes = len(classes)
+    for split in ("train", "eval"):
+        for modality in ("image", "text", "audio"):
+            x = np.load(built / f"{split}_{modality}.npy")
+            y = np.load(built / f"{split}_{modality}_y.npy")
+            assert x.dtype == np.uint8 and x.shape[1:] == (SIZE, SIZE, 3)
+            assert y.dtype == np.int64 and y.shape == (x.shape[0],)
+            assert set(y.tolist()) == set(range(n_classes)), (split, modality)
+            assert len(_rows(built / f"{split}_{modality}_rows.jsonl")) == x.shape[0]
+    for name in ("neg_text", "neg_audio"):
+        x = np.load(built / f"{name}.npy")
+        assert x.dtype == np.uint8 and x.shape[1:] == (SIZE, SIZE, 3) and x.shape[0] > 0
+    samples = sorted((built / "samples").glob("*.wav"))
+    assert len(samples) == n_classes
+    with wave.open(str(samples[0])) as w:
+        assert w.getframerate() == 16000 and w.getnframes() > 8000
+    assert (built / "classes.csv").exists()
+    assert meta["counts"]["train_audio"] == n_classes * TEST_COUNTS.audio_train
+
+
+def test_tiny_dataset_holds_out_voices_fonts_and_styles(built):
+    train = _rows(built / "train_audio_rows.jsonl")
+    ev = _rows(built / "eval_audio_rows.jsonl")
+    assert {r["variant"] for r in ev} <= set(D.VARIANTS_EVAL)
+    assert not {r["variant"] for r in train} & set(D.VARIANTS_EVAL)
+    assert {r["voice"] for r in ev} <= set(D.EN_VOICES_EVAL) | {D.KO_VOICE}
+    assert not {r["voice"] for r in train} & set(D.EN_VOICES_EVAL)
+    assert {r["lang"] for r in train} == {"en", "ko"}
+    assert all(r["lang"] == "en" for r in train if r["class"] in ("dog", "trousers"))
+
+    text_train = _rows(built / "train_text_rows.jsonl")
+    text_eval = _rows(built / "eval_text_rows.jsonl")
+    assert {r["font"] for r in text_eval} == set(D.EVAL_FONTS)
+    assert not {r["font"] for r in text_train} & set(D.EVAL_FONTS)
+    for r in text_train:  # Korean only in fonts with Hangul
+        if r["lang"] == "ko":
+            assert r["font"] in D.HANGUL_FONTS or r["font"] == D.EMBEDDED_FONT
+
+    img_train = _rows(built / "train_image_rows.jsonl")
+    img_eval = _rows(built / "eval_image_rows.jsonl")
+    assert {r["style"] for r in img_eval if r["source"] == "emoji"} == {"facebook"}
+    assert "facebook" not in {r["style"] for r in img_train if r["source"] == "emoji"}
+    assert {r["part"] for r in img_eval if r["source"] == "fashion"} == {"t10k"}
+    assert {r["part"] for r in img_train if r["source"] == "fashion"} == {"train"}
+
+    neg = _rows(built / "neg_audio_rows.jsonl")
+    assert {r["variant"] for r in neg} <= set(D.VARIANTS_EVAL)
+    assert {r["font"] for r in _rows(built / "neg_text_rows.jsonl")} == set(D.EVAL_FONTS)
+
+
+def test_rebuild_reproduces_and_cache_is_reused(built, tmp_path, sources, fake_bin, monkeypatch):
+    monkeypatch.setenv("VISUALBYTE_BIN", str(fake_bin))
+    out = tmp_path / "again"
+    D.Builder(tiny_config(out, sources)).build()  # fresh cache: everything regenerated
+    for f in sorted(built.glob("*.npy")):
+        np.testing.assert_array_equal(np.load(f), np.load(out / f.name), err_msg=f.name)
+    # Same cache again: nothing is synthesised (the renderer is not even called).
+    broken = tmp_path / "broken-bin"
+    broken.write_text(
+        f'#!/bin/sh\ncase "$2" in config) exec {sys.executable} {HERE / "fake_visualbyte.py"} "$@";; '
+        "*) echo renderer called >&2; exit 3;; esac\n"
+    )
+    broken.chmod(0o755)
+    monkeypatch.setenv("VISUALBYTE_BIN", str(broken))
+    D.Builder(tiny_config(tmp_path / "third", sources, cache=out / "cache")).build()
+    np.testing.assert_array_equal(
+        np.load(out / "train_audio.npy"), np.load(tmp_path / "third" / "train_audio.npy")
+    )
+
+
+def test_another_seed_gives_other_speech(sources, tmp_path):
+    cfg0 = tiny_config(tmp_path / "a", sources, seed=0)
+    cfg1 = tiny_config(tmp_path / "b", sources, seed=1)
+    classes = C.select_classes(tiny=True)
+    v = D.voice_sets()
+    assert D.audio_jobs(cfg0, classes, "train", v) != D.audio_jobs(cfg1, classes, "train", v)
+    assert D.audio_jobs(cfg0, classes, "train", v) == D.audio_jobs(cfg0, classes, "train", v)
+
+
+# ------------------------------------------------------------------------------------------------
+# The renderer
+
+
+def test_missing_renderer_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("VISUALBYTE_BIN", str(tmp_path / "nope"))
+    with pytest.raises(R.RendererNotFound, match="VISUALBYTE_BIN"):
+        R.find_binary()
+
+
+def test_svg_styles_are_rasterised(tmp_path):
+    pytest.importorskip("cairosvg", reason="cairosvg (and libcairo2) rasterise the SVG emoji styles")
+    try:
+        import cairosvg  # noqa: F401
+    except OSError as err:  # pragma: no cover - libcairo missing
+        pytest.skip(f"libcairo2 is not installed: {err}")
+    root = tmp_path / "dl"
+    make_downloads(root)
+    om = D.package_dir(root, "openmoji")
+    (om / "data").mkdir(parents=True)
+    (om / "data" / "openmoji.json").write_text(json.dumps([{"hexcode": "1F405", "annotation": "tiger"}]))
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72"><circle cx="36" cy="36" r="30" fill="#f80"/></svg>'  # noqa: E501
+    (om / "color" / "svg").mkdir(parents=True)
+    (om / "color" / "svg" / "1F405.svg").write_text(svg)
+    flat = D.package_dir(root, "fluentui-emoji") / "icons" / "flat"
+    flat.mkdir(parents=True)
+    (flat / "tiger.svg").write_text(svg)
+    index = D.EmojiIndex(root, tmp_path / "raster")
+    for style in ("openmoji", "fluent-flat"):
+        png = index.picture(style, "tiger2")
+        assert png is not None, style
+        img = Image.open(png)
+        assert img.size == (128, 128) and img.mode == "RGBA"
+        assert np.asarray(img)[64, 64, 3] == 255  # the circle is opaque
+    assert index.picture("fluent-modern", "tiger2") is None
+
+
+def test_real_renderer_if_built(tmp_path):
+    try:
+        binary = R.find_binary()
+    except R.RendererNotFound as err:
+        pytest.skip(f"the visualbyte binary is not built: {err}")
+    wav = tmp_path / "a.wav"
+    D.write_wav(wav, D.espeak("tiger", "en-us", None, 170, 50, 0), D.ESPEAK_RATE)
+    png = tmp_path / "p.png"
+    _png(png, 0)
+    lines = [
+        {"kind": "audio", "path": str(wav)},
+        {"kind": "text", "text": "호랑이 tiger"},
+        {"kind": "image", "path": str(png)},
+    ]
+    arr = R.render_batch(lines, 64, binary)
+    assert arr.shape == (3, 64, 64, 3) and arr.dtype == np.uint8
+    cfg = R.render_config(64, binary)
+    assert cfg["size"] == 64

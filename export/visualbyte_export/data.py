@@ -1,0 +1,1230 @@
+"""Dataset builder: pictures, typed text and speech for every class, rendered by the runtime.
+
+``python -m visualbyte_export data --out DIR [--size 96] [--seed 0] [--tiny] [--classes-only]``
+
+Sources (docs: /work/shared/reference/offline-data.md; nothing else is downloaded):
+
+- pictures: emoji of five vendor styles for training (google, twitter, openmoji, fluent flat,
+  fluent modern), facebook's for evaluation only; Fashion-MNIST photographs (train file for
+  training, a slice of the t10k file for evaluation);
+- speech: espeak-ng only. English accents and variants are split into training and held-out sets;
+  Korean (``-v ko``) uses the held-out variants for evaluation;
+- text: DejaVu Sans, DejaVu Serif, Noto Sans and NanumSquareR (and the runtime's embedded font) for
+  training, NanumGothic held out for evaluation.
+
+Pictures are augmented here (placement, background, rotation, colour), speech is augmented here
+(noise, gain, time shift, reverb, band limit, sample rate) and written as WAV files; then the
+runtime (``visualbyte render batch``) turns WAVs, texts and pictures into ``S x S`` images, one call
+per split and modality, so that training sees exactly the pixels the device will draw. Rendered
+arrays are cached under ``--cache``; a re-run with the same seed, classes and renderer settings
+reuses them, and a rebuild from scratch reproduces them.
+
+Output (``DIR``): ``meta.json``, ``classes.csv``, ``{train,eval}_{image,text,audio}.npy`` (uint8
+``[N, S, S, 3]``) with ``..._y.npy`` (int64 ``[N]``), ``..._rows.jsonl`` (what each row is),
+``neg_text.npy``, ``neg_audio.npy`` (+ ``_rows.jsonl``) and ``samples/`` (one held-out-voice WAV per
+class). See export/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import wave
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from . import render
+from .classes import (
+    KO_CARRIERS,
+    NEGATIVE_EN,
+    NEGATIVE_KO,
+    ClassSpec,
+    check_classes,
+    en_carriers,
+    en_phrase,
+    ko_phrase,
+    names_en,
+    names_ko,
+    select_classes,
+    write_classes_csv,
+)
+
+# Bump when anything that decides the generated samples changes (the cache key includes it).
+DATA_VERSION = 1
+
+DEFAULT_DOWNLOADS = Path(
+    os.environ.get("VISUALBYTE_DOWNLOADS", "/var/cache/visualbyte/data/downloads")
+)
+DEFAULT_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+# npm packages of the emoji styles, pinned.
+NPM_PACKAGES = {
+    "emoji-datasource-google": "16.0.0",
+    "emoji-datasource-twitter": "16.0.0",
+    "emoji-datasource-facebook": "16.0.0",
+    "fluentui-emoji": "1.3.0",
+    "openmoji": "17.0.0",
+}
+TRAIN_STYLES = ("google", "twitter", "openmoji", "fluent-flat", "fluent-modern")
+EVAL_STYLES = ("facebook",)
+STYLE_PACKAGE = {
+    "google": "emoji-datasource-google",
+    "twitter": "emoji-datasource-twitter",
+    "facebook": "emoji-datasource-facebook",
+    "openmoji": "openmoji",
+    "fluent-flat": "fluentui-emoji",
+    "fluent-modern": "fluentui-emoji",
+}
+SKIN_TONES = ("1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF")
+FLUENT_TONES = {
+    "1F3FB": "light",
+    "1F3FC": "medium-light",
+    "1F3FD": "medium",
+    "1F3FE": "medium-dark",
+    "1F3FF": "dark",
+}
+
+# Fonts (offline-data.md: train text on these only). Hangul: the Nanum fonts.
+FONT_FILES = {
+    "DejaVuSans": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "DejaVuSerif": "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
+    "NotoSans": "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+    "NanumSquareR": "/usr/share/fonts/truetype/nanum/NanumSquareR.ttf",
+    "NanumGothic": "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
+}
+HANGUL_FONTS = ("NanumSquareR", "NanumGothic")
+EMBEDDED_FONT = (
+    "embedded"  # no "font" key: the runtime's built-in font (what the device renders with)
+)
+TRAIN_FONTS = ("DejaVuSans", "DejaVuSerif", "NotoSans", "NanumSquareR", EMBEDDED_FONT)
+EVAL_FONTS = ("NanumGothic",)
+
+# espeak-ng voices (language accents) and variants (voice qualities, file names under voices/!v).
+EN_VOICES_TRAIN = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-029")
+EN_VOICES_EVAL = ("en-us-nyc", "en-gb-x-gbcwmd")
+KO_VOICE = "ko"
+VARIANTS_EVAL = ("f4", "m4", "Annie", "Michael", "klatt3", "steph2", "grandma", "travis")
+# Not used at all: "fast" is a speed test, "Mr serious" has a space in its name.
+VARIANTS_UNUSED = ("fast", "Mr serious")
+ESPEAK_RATE = 22050
+OUTPUT_RATES = (16000, 22050, 44100, 48000)
+OUTPUT_RATE_P = (0.45, 0.35, 0.1, 0.1)
+
+
+@dataclass
+class Counts:
+    """Samples per class. Emoji pictures: every style (and skin tone) plain plus ``image_augs``
+    augmented copies, at most ``image_train_max`` per class."""
+
+    audio_train: int = 80
+    audio_eval: int = 12
+    text_train: int = 32
+    text_eval: int = 4
+    image_augs: int = 3
+    image_train_max: int = 48
+    image_eval_max: int = 6
+    fashion_train: int = 40
+    fashion_eval: int = 8
+    ko_fraction: float = 0.25  # share of speech/text in Korean, for classes with a Korean name
+    neg_en: int = len(NEGATIVE_EN)
+    neg_ko: int = len(NEGATIVE_KO)
+
+    @classmethod
+    def tiny(cls) -> Counts:
+        return cls(
+            audio_train=6,
+            audio_eval=2,
+            text_train=4,
+            text_eval=1,
+            image_augs=1,
+            image_train_max=4,
+            image_eval_max=1,
+            fashion_train=3,
+            fashion_eval=2,
+            ko_fraction=0.34,
+            neg_en=4,
+            neg_ko=2,
+        )
+
+
+@dataclass
+class Config:
+    out: Path
+    size: int = 96
+    seed: int = 0
+    tiny: bool = False
+    classes: list[str] | None = None
+    cache: Path | None = None
+    downloads: Path = DEFAULT_DOWNLOADS
+    fashion: Path = DEFAULT_FASHION
+    fonts: dict[str, str] = field(default_factory=lambda: dict(FONT_FILES))
+    workers: int = 2
+    keep_work: bool = False
+    counts: Counts = field(default_factory=Counts)
+    train_styles: tuple[str, ...] = TRAIN_STYLES
+    eval_styles: tuple[str, ...] = EVAL_STYLES
+
+    def cache_dir(self) -> Path:
+        return Path(self.cache) if self.cache else Path(self.out) / "cache"
+
+
+def log(msg: str) -> None:
+    print(f"[data {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _progress(iterable, total: int, desc: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, unit="it", file=sys.stderr, mininterval=2.0)
+
+
+def stable_int(*parts) -> int:
+    """A 63-bit integer from the parts, the same on every machine and Python run."""
+    h = hashlib.sha256(json.dumps(parts, ensure_ascii=False, sort_keys=True).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def rng_for(*parts) -> np.random.Generator:
+    return np.random.default_rng(stable_int(*parts))
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# Downloads
+
+
+def fetch_packages(downloads: Path, styles: tuple[str, ...]) -> None:
+    """``npm pack`` the pinned emoji packages the styles need; unpack them under ``downloads/x``."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    for name in sorted(
+        {STYLE_PACKAGE[s] for s in styles} | {"emoji-datasource-google", "openmoji"}
+    ):
+        version = NPM_PACKAGES[name]
+        dest = downloads / "x" / f"{name}-{version}"
+        if (dest / "package").is_dir():
+            continue
+        tgz = downloads / f"{name}-{version}.tgz"
+        if not tgz.exists():
+            log(f"npm pack {name}@{version}")
+            subprocess.run(
+                ["npm", "pack", f"{name}@{version}"],
+                cwd=downloads,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tgz) as tf:
+            tf.extractall(dest, filter="data")
+
+
+def package_dir(downloads: Path, name: str) -> Path:
+    return downloads / "x" / f"{name}-{NPM_PACKAGES[name]}" / "package"
+
+
+# ------------------------------------------------------------------------------------------------
+# Emoji pictures
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+class EmojiIndex:
+    """Finds the picture of an emoji (by emoji-datasource short name) in every style."""
+
+    def __init__(self, downloads: Path, raster_dir: Path):
+        self.downloads = Path(downloads)
+        self.raster_dir = Path(raster_dir)
+        base = package_dir(self.downloads, "emoji-datasource-google")
+        path = base / "emoji.json"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} is missing: run with --fetch (npm pack the emoji packages into "
+                f"{self.downloads}) or point --downloads at them"
+            )
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        self.by_short: dict[str, dict] = {}
+        for e in entries:
+            for s in e["short_names"]:
+                self.by_short[s] = e
+        self.annotation: dict[str, str] = {}
+        om = package_dir(self.downloads, "openmoji") / "data" / "openmoji.json"
+        if om.exists():
+            for o in json.loads(om.read_text(encoding="utf-8")):
+                self.annotation[o["hexcode"]] = o["annotation"]
+
+    def entry(self, short: str) -> dict:
+        try:
+            return self.by_short[short]
+        except KeyError:
+            raise KeyError(f"emoji short name {short!r} is not in emoji.json") from None
+
+    def tones(self, short: str) -> list[str | None]:
+        """``None`` (the default yellow) plus the five skin tones where the emoji has them."""
+        e = self.entry(short)
+        return [None, *SKIN_TONES] if e.get("skin_variations") else [None]
+
+    def code(self, short: str, tone: str | None = None) -> str:
+        u = self.entry(short)["unified"]
+        return u if tone is None else f"{u}-{tone}"
+
+    def picture(self, style: str, short: str, tone: str | None = None) -> Path | None:
+        """PNG of the emoji in the style (SVG styles are rasterised once, cached), or None."""
+        e = self.entry(short)
+        if style in ("google", "twitter", "facebook"):
+            root = package_dir(self.downloads, STYLE_PACKAGE[style]) / "img" / style / "64"
+            if tone is None:
+                if not e.get(f"has_img_{style}"):
+                    return None
+                name = e["image"]
+            else:
+                var = (e.get("skin_variations") or {}).get(tone)
+                if not var or not var.get(f"has_img_{style}"):
+                    return None
+                name = var["image"]
+            p = root / name
+            return p if p.exists() else None
+        if style == "openmoji":
+            root = package_dir(self.downloads, "openmoji") / "color" / "svg"
+            u = e["unified"]
+            cands = [u, u.replace("-FE0F", "")]
+            if tone is not None:
+                cands = [f"{c}-{tone}" for c in cands]
+            for c in cands:
+                if (root / f"{c}.svg").exists():
+                    return self._raster(style, root / f"{c}.svg", self.code(short, tone))
+            return None
+        if style in ("fluent-flat", "fluent-modern"):
+            root = package_dir(self.downloads, "fluentui-emoji") / "icons" / style.split("-")[1]
+            u = e["unified"]
+            ann = self.annotation.get(u) or self.annotation.get(u.replace("-FE0F", "")) or e["name"]
+            slug = _slug(ann or "")
+            suffixes = ["", "-default"] if tone is None else [f"-{FLUENT_TONES[tone]}"]
+            for suf in suffixes:
+                p = root / f"{slug}{suf}.svg"
+                if p.exists():
+                    return self._raster(style, p, self.code(short, tone))
+            return None
+        raise ValueError(f"unknown emoji style {style!r}")
+
+    def _raster(self, style: str, svg: Path, code: str, px: int = 128) -> Path:
+        out = self.raster_dir / style / f"{code}.png"
+        if out.exists():
+            return out
+        import cairosvg
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp.png")
+        cairosvg.svg2png(url=str(svg), write_to=str(tmp), output_width=px, output_height=px)
+        tmp.replace(out)
+        return out
+
+
+def augment_picture(src: Path, rng: np.random.Generator, canvas: int = 160) -> Image.Image:
+    """An emoji on a random background: scale, position, rotation, mirror, colour, blur."""
+    sprite = Image.open(src).convert("RGBA")
+    side = int(canvas * rng.uniform(0.5, 0.95))
+    sprite = sprite.resize((side, side), Image.LANCZOS)
+    if rng.random() < 0.5:
+        sprite = sprite.transpose(Image.FLIP_LEFT_RIGHT)
+    angle = float(rng.uniform(-20, 20))
+    sprite = sprite.rotate(angle, resample=Image.BICUBIC, expand=True)
+    bg = _background(rng, canvas)
+    max_x = max(canvas - sprite.width, 0)
+    max_y = max(canvas - sprite.height, 0)
+    x = int(rng.integers(0, max_x + 1)) if max_x else (canvas - sprite.width) // 2
+    y = int(rng.integers(0, max_y + 1)) if max_y else (canvas - sprite.height) // 2
+    bg.paste(sprite, (x, y), sprite)
+    img = bg.convert("RGB")
+    img = ImageEnhance.Brightness(img).enhance(float(rng.uniform(0.8, 1.2)))
+    img = ImageEnhance.Contrast(img).enhance(float(rng.uniform(0.8, 1.2)))
+    img = ImageEnhance.Color(img).enhance(float(rng.uniform(0.7, 1.3)))
+    if rng.random() < 0.2:
+        img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 1.2))))
+    return img
+
+
+def _background(rng: np.random.Generator, size: int) -> Image.Image:
+    kind = rng.choice(
+        ["white", "light", "colour", "gradient", "noise"], p=[0.3, 0.25, 0.1, 0.2, 0.15]
+    )
+    if kind == "white":
+        return Image.new("RGBA", (size, size), (255, 255, 255, 255))
+    if kind == "light":
+        c = tuple(int(v) for v in rng.integers(190, 256, 3))
+        return Image.new("RGBA", (size, size), (*c, 255))
+    if kind == "colour":
+        c = tuple(int(v) for v in rng.integers(0, 256, 3))
+        return Image.new("RGBA", (size, size), (*c, 255))
+    if kind == "gradient":
+        a = rng.integers(0, 256, 3).astype(np.float32)
+        b = rng.integers(0, 256, 3).astype(np.float32)
+        t = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
+        grad = (a * (1 - t) + b * t).repeat(size, axis=1)
+        if rng.random() < 0.5:
+            grad = grad.transpose(1, 0, 2)
+        arr = grad.astype(np.uint8)
+    else:
+        base = rng.integers(60, 220, 3)
+        noise = rng.normal(0, 25, (size // 8, size // 8, 3))
+        arr = np.clip(base + noise, 0, 255).astype(np.uint8)
+        arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.BICUBIC))
+    rgba = np.concatenate([arr, np.full((size, size, 1), 255, np.uint8)], axis=2)
+    return Image.fromarray(rgba, "RGBA")
+
+
+# ------------------------------------------------------------------------------------------------
+# Fashion-MNIST
+
+
+def load_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_fashion(root: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """``part``: "train" (60k) or "t10k" (10k). Images uint8 [N, 28, 28], labels uint8 [N]."""
+    images = root / f"{part}-images-idx3-ubyte.gz"
+    labels = root / f"{part}-labels-idx1-ubyte.gz"
+    for p in (images, labels):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} is missing: apt-get install dataset-fashion-mnist")
+    return load_idx(images), load_idx(labels)
+
+
+def augment_fashion(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mirror, a shift of up to 2 pixels, brightness and contrast."""
+    out = img
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    pad = np.pad(out, 2)
+    dx, dy = (int(v) for v in rng.integers(0, 5, 2))
+    out = pad[dy : dy + 28, dx : dx + 28].astype(np.float32)
+    out = (out - 128) * rng.uniform(0.8, 1.2) + 128 + rng.uniform(-20, 20)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------------
+# Speech
+
+
+def espeak_data_dir() -> Path:
+    try:
+        out = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise RuntimeError("espeak-ng is needed for speech: apt-get install espeak-ng") from err
+    m = re.search(r"Data at:\s*(\S+)", out.stdout)
+    if not m:
+        raise RuntimeError(f"cannot find espeak-ng's data directory in {out.stdout!r}")
+    return Path(m.group(1))
+
+
+def espeak_variants() -> list[str]:
+    """Installed variant names (files under voices/!v), sorted."""
+    vdir = espeak_data_dir() / "voices" / "!v"
+    return sorted(p.name for p in vdir.iterdir() if p.is_file())
+
+
+@dataclass(frozen=True)
+class VoiceSets:
+    en_train: tuple[str, ...]
+    en_eval: tuple[str, ...]
+    variants_train: tuple[str, ...]
+    variants_eval: tuple[str, ...]
+
+
+def voice_sets() -> VoiceSets:
+    installed = espeak_variants()
+    missing = [v for v in VARIANTS_EVAL if v not in installed]
+    if missing:
+        raise RuntimeError(f"espeak-ng lacks the held-out variants {missing}")
+    train = tuple(v for v in installed if v not in VARIANTS_EVAL and v not in VARIANTS_UNUSED)
+    return VoiceSets(EN_VOICES_TRAIN, EN_VOICES_EVAL, train, VARIANTS_EVAL)
+
+
+def espeak(
+    text: str, voice: str, variant: str | None, speed: int, pitch: int, gap: int
+) -> np.ndarray:
+    """Speech as float32 mono at 22.05 kHz."""
+    v = f"{voice}+{variant}" if variant else voice
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        args = ["espeak-ng", "-v", v, "-s", str(speed), "-p", str(pitch), "-g", str(gap)]
+        args += ["-w", tmp.name, "--", text]
+        proc = subprocess.run(args, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"espeak-ng failed: {' '.join(args)}: {proc.stderr.strip()}")
+        x, rate = read_wav(Path(tmp.name))
+    if rate != ESPEAK_RATE:
+        x = _resample(x, rate, ESPEAK_RATE)
+    return x
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as w:
+        rate, n, ch, width = w.getframerate(), w.getnframes(), w.getnchannels(), w.getsampwidth()
+        raw = w.readframes(n)
+    if width != 2:
+        raise ValueError(f"{path}: only 16-bit WAV is read here")
+    x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    if ch > 1:
+        x = x.reshape(-1, ch).mean(axis=1)
+    return x, rate
+
+
+def write_wav(path: Path, x: np.ndarray, rate: int) -> None:
+    pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2")
+    tmp = Path(str(path) + ".tmp")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    tmp.replace(path)
+
+
+def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(src, dst)
+    return resample_poly(x, dst // g, src // g).astype(np.float32)
+
+
+def _coloured_noise(rng: np.random.Generator, n: int, colour: str) -> np.ndarray:
+    white = rng.standard_normal(n).astype(np.float32)
+    if colour == "white":
+        return white
+    spec = np.fft.rfft(white)
+    f = np.arange(spec.size, dtype=np.float32)
+    f[0] = 1.0
+    spec = spec / (np.sqrt(f) if colour == "pink" else f)
+    out = np.fft.irfft(spec, n).astype(np.float32)
+    return out / (np.std(out) + 1e-9)
+
+
+def _room_ir(rng: np.random.Generator, rate: int, rt60: float) -> np.ndarray:
+    n = int(rate * rt60)
+    t = np.arange(n, dtype=np.float32) / rate
+    tail = rng.standard_normal(n).astype(np.float32) * np.exp(-6.9 * t / rt60)
+    ir = tail * 0.3
+    ir[0] = 1.0
+    return ir / np.sqrt(np.sum(ir**2))
+
+
+def augment_speech(x: np.ndarray, aug: dict, rate: int = ESPEAK_RATE) -> tuple[np.ndarray, int]:
+    """Applies the recipe ``aug`` (see :func:`speech_aug`); returns the samples and their rate."""
+    from scipy.signal import butter, fftconvolve, sosfilt
+
+    rng = np.random.default_rng(aug["noise_seed"])
+    speech_rms = float(np.sqrt(np.mean(x**2)) + 1e-9)
+    if aug.get("reverb"):
+        ir = _room_ir(rng, rate, aug["reverb"]["rt60"])
+        wet = fftconvolve(x, ir)[: len(x) + len(ir) // 2].astype(np.float32)
+        dry = np.pad(x, (0, len(wet) - len(x)))
+        mix = aug["reverb"]["wet"]
+        x = (1 - mix) * dry + mix * wet
+    if aug.get("band"):
+        lo, hi = aug["band"]
+        sos = butter(4, [lo, min(hi, rate / 2 - 100)], btype="bandpass", fs=rate, output="sos")
+        x = sosfilt(sos, x).astype(np.float32)
+    lead = int(rate * aug["lead_ms"] / 1000)
+    trail = int(rate * aug["trail_ms"] / 1000)
+    x = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(trail, np.float32)])
+    x = x * np.float32(10 ** (aug["gain_db"] / 20))
+    if aug.get("noise"):
+        colour, snr = aug["noise"]["colour"], aug["noise"]["snr_db"]
+        level = speech_rms * 10 ** (aug["gain_db"] / 20) / 10 ** (snr / 20)
+        x = x + _coloured_noise(rng, len(x), colour) * np.float32(level)
+    x = np.clip(x, -1.0, 1.0).astype(np.float32)
+    out_rate = aug["rate"]
+    if out_rate != rate:
+        x = _resample(x, rate, out_rate)
+    return x, out_rate
+
+
+def speech_aug(rng: np.random.Generator, strength: float = 1.0) -> dict:
+    """A random augmentation recipe. ``strength`` 0 gives clean speech (only the time shift)."""
+    aug: dict = {
+        "noise_seed": int(rng.integers(0, 2**31 - 1)),
+        "lead_ms": int(rng.integers(0, 500)),
+        "trail_ms": int(rng.integers(0, 300)),
+        "gain_db": round(float(rng.uniform(-18, 6)) * strength, 2),
+        "rate": int(rng.choice(OUTPUT_RATES, p=OUTPUT_RATE_P)),
+        "noise": None,
+        "reverb": None,
+        "band": None,
+    }
+    if strength <= 0:
+        return aug
+    if rng.random() < 0.6 * strength:
+        aug["noise"] = {
+            "colour": str(rng.choice(["white", "pink", "brown"])),
+            "snr_db": round(float(rng.uniform(5, 35)), 1),
+        }
+    if rng.random() < 0.3 * strength:
+        aug["reverb"] = {
+            "rt60": round(float(rng.uniform(0.15, 0.6)), 3),
+            "wet": round(float(rng.uniform(0.15, 0.5)), 3),
+        }
+    if rng.random() < 0.2 * strength:
+        aug["band"] = [int(rng.integers(80, 400)), int(rng.integers(3400, 7500))]
+    return aug
+
+
+# ------------------------------------------------------------------------------------------------
+# Jobs: one dict per sample, fully describing it (the cache key is their digest).
+
+
+def _phrase(c: ClassSpec, lang: str, rng: np.random.Generator, bare_p: float = 0.3) -> str:
+    if lang == "ko":
+        names = names_ko(c)
+        name = names[0] if len(names) == 1 or rng.random() < 0.8 else str(rng.choice(names[1:]))
+        if rng.random() < bare_p:
+            return name
+        return ko_phrase(str(rng.choice(KO_CARRIERS[1:])), name)
+    names = names_en(c)
+    name = names[0] if len(names) == 1 or rng.random() < 0.8 else str(rng.choice(names[1:]))
+    if rng.random() < bare_p:
+        return name
+    carriers = en_carriers(c.number)
+    return en_phrase(str(rng.choice(carriers[1:])), name, c.number)
+
+
+def _lang(c: ClassSpec, i: int, n: int, ko_fraction: float) -> str:
+    """Korean for about ``ko_fraction`` of a class's samples (spread evenly), if it has ``ko``."""
+    if not c.ko:
+        return "en"
+    return "ko" if int((i + 1) * ko_fraction) > int(i * ko_fraction) else "en"
+
+
+def audio_jobs(cfg: Config, classes: list[ClassSpec], split: str, voices: VoiceSets) -> list[dict]:
+    n = cfg.counts.audio_train if split == "train" else cfg.counts.audio_eval
+    en_voices = voices.en_train if split == "train" else voices.en_eval
+    variants = voices.variants_train if split == "train" else voices.variants_eval
+    jobs = []
+    for cid, c in enumerate(classes):
+        for i in range(n):
+            rng = rng_for(cfg.seed, "audio", split, c.key, i)
+            lang = _lang(c, i, n, cfg.counts.ko_fraction)
+            voice = KO_VOICE if lang == "ko" else str(rng.choice(en_voices))
+            if split == "train":
+                speed, pitch = int(rng.integers(110, 211)), int(rng.integers(15, 86))
+                strength = 1.0
+            else:
+                speed, pitch = int(rng.integers(130, 191)), int(rng.integers(30, 71))
+                strength = 0.0 if i % 2 == 0 else 0.7  # half clean, half mildly augmented
+            jobs.append(
+                {
+                    "y": cid,
+                    "class": c.key,
+                    "lang": lang,
+                    "text": _phrase(c, lang, rng),
+                    "voice": voice,
+                    "variant": str(rng.choice(variants)),
+                    "speed": speed,
+                    "pitch": pitch,
+                    "gap": int(rng.integers(0, 5)),
+                    "aug": speech_aug(rng, strength),
+                }
+            )
+    return jobs
+
+
+def _case(text: str, rng: np.random.Generator) -> str:
+    r = rng.random()
+    if r < 0.5:
+        return text
+    if r < 0.8:
+        return text[:1].upper() + text[1:]
+    if r < 0.9:
+        return text.title()
+    return text.upper()
+
+
+def text_jobs(cfg: Config, classes: list[ClassSpec], split: str) -> list[dict]:
+    n = cfg.counts.text_train if split == "train" else cfg.counts.text_eval
+    fonts = TRAIN_FONTS if split == "train" else EVAL_FONTS
+    ko_fonts = [f for f in fonts if f in HANGUL_FONTS or f == EMBEDDED_FONT]
+    jobs = []
+    for cid, c in enumerate(classes):
+        for i in range(n):
+            rng = rng_for(cfg.seed, "text", split, c.key, i)
+            lang = _lang(c, i, n, cfg.counts.ko_fraction)
+            text = _phrase(c, lang, rng, bare_p=0.4)
+            if lang == "en":
+                text = _case(text, rng)
+            if text != c.en and rng.random() < 0.3 and " " in text:
+                text += "?"
+            font = str(rng.choice(ko_fonts if lang == "ko" else fonts))
+            jitter = None
+            if split == "train" and rng.random() < 0.3:
+                jitter = {
+                    "scale": round(float(rng.uniform(0.6, 0.95)), 3),
+                    "x": round(float(rng.random()), 3),
+                    "y": round(float(rng.random()), 3),
+                }
+            jobs.append(
+                {
+                    "y": cid,
+                    "class": c.key,
+                    "lang": lang,
+                    "text": text,
+                    "font": font,
+                    "jitter": jitter,
+                }
+            )
+    return jobs
+
+
+def image_jobs(
+    cfg: Config,
+    classes: list[ClassSpec],
+    split: str,
+    emoji: EmojiIndex | None,
+    fashion_rows: dict | None = None,
+) -> list[dict]:
+    """Pictures of a split; ``fashion_rows[(split, key)]``: Fashion-MNIST rows (fashion_pick)."""
+    cnt = cfg.counts
+    jobs = []
+    for cid, c in enumerate(classes):
+        rows = []
+        if c.group == "fashion":
+            part = "train" if split == "train" else "t10k"
+            rows = [
+                {
+                    "source": "fashion",
+                    "part": part,
+                    "index": index,
+                    "aug": split == "train" and i % 2 == 1,
+                }
+                for i, index in enumerate(fashion_rows[(split, c.key)])
+            ]
+        else:
+            assert emoji is not None
+            styles = cfg.train_styles if split == "train" else cfg.eval_styles
+            base = []
+            for short in c.emoji:
+                for tone in emoji.tones(short):
+                    for style in styles:
+                        if emoji.picture(style, short, tone) is not None:
+                            base.append(
+                                {
+                                    "source": "emoji",
+                                    "style": style,
+                                    "emoji": short,
+                                    "code": emoji.code(short, tone),
+                                    "tone": tone,
+                                }
+                            )
+            if not base:
+                raise RuntimeError(f"class {c.key}: no {split} picture in styles {styles}")
+            augs = cnt.image_augs if split == "train" else 0
+            limit = cnt.image_train_max if split == "train" else cnt.image_eval_max
+            rng = rng_for(cfg.seed, "image-pick", split, c.key)
+            # Plain pictures first (default tone before skin tones), then augmented copies.
+            plain = [dict(b, aug=None) for b in base]
+            plain.sort(key=lambda b: b["tone"] is not None)
+            if len(plain) > limit:
+                keep_default = [b for b in plain if b["tone"] is None]
+                others = [b for b in plain if b["tone"] is not None]
+                order = list(rng.permutation(len(others)))
+                plain = (keep_default + [others[j] for j in order])[:limit]
+            extra = []
+            for a in range(augs):
+                for b in base:
+                    extra.append(dict(b, aug=a))
+            order = list(rng.permutation(len(extra)))
+            rows = plain + [extra[j] for j in order][: max(limit - len(plain), 0)]
+        for r in rows:
+            jobs.append({"y": cid, "class": c.key, **r})
+    return jobs
+
+
+def fashion_pick(cfg: Config, classes: list[ClassSpec], labels_train, labels_test) -> dict:
+    """Which Fashion-MNIST rows each fashion class uses, per split (seeded, disjoint by file)."""
+    picks = {}
+    for c in classes:
+        if c.group != "fashion":
+            continue
+        for split, labels, k in (
+            ("train", labels_train, cfg.counts.fashion_train),
+            ("eval", labels_test, cfg.counts.fashion_eval),
+        ):
+            idx = np.flatnonzero(labels == c.fashion_label)
+            rng = rng_for(cfg.seed, "fashion", split, c.key)
+            picks[(split, c.key)] = [int(v) for v in rng.choice(idx, size=k, replace=False)]
+    return picks
+
+
+def negative_jobs(cfg: Config, voices: VoiceSets) -> tuple[list[dict], list[dict]]:
+    words = [("en", w) for w in NEGATIVE_EN[: cfg.counts.neg_en]]
+    words += [("ko", w) for w in NEGATIVE_KO[: cfg.counts.neg_ko]]
+    text, audio = [], []
+    for lang, w in words:
+        phrases = [w, f"where is the {w}" if lang == "en" else f"{w} 어디 있어"]
+        for j, p in enumerate(phrases):
+            rng = rng_for(cfg.seed, "neg", lang, w, j)
+            t = _case(p, rng) if lang == "en" else p
+            text.append(
+                {"y": -1, "lang": lang, "word": w, "text": t, "font": EVAL_FONTS[0], "jitter": None}
+            )
+            for k in range(2):
+                voice = KO_VOICE if lang == "ko" else str(rng.choice(voices.en_eval))
+                audio.append(
+                    {
+                        "y": -1,
+                        "lang": lang,
+                        "word": w,
+                        "text": p,
+                        "voice": voice,
+                        "variant": str(rng.choice(voices.variants_eval)),
+                        "speed": int(rng.integers(130, 191)),
+                        "pitch": int(rng.integers(30, 71)),
+                        "gap": 0,
+                        "aug": speech_aug(rng, 0.0 if k == 0 else 0.7),
+                    }
+                )
+    return text, audio
+
+
+# ------------------------------------------------------------------------------------------------
+# Turning jobs into renderer inputs
+
+
+class Builder:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.cache = cfg.cache_dir()
+        self.work = self.cache / "work"
+        self.binary = render.find_binary()
+        self.renderer = render.render_config(cfg.size, self.binary)
+        self.classes = select_classes(cfg.tiny, cfg.classes)
+        check_classes(self.classes)
+        self._emoji: EmojiIndex | None = None
+        self._fashion: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.timings: dict[str, float] = {}
+
+    # -- sources
+    @property
+    def emoji(self) -> EmojiIndex:
+        if self._emoji is None:
+            self._emoji = EmojiIndex(self.cfg.downloads, self.cache / "emoji-raster")
+        return self._emoji
+
+    def fashion(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        if part not in self._fashion:
+            self._fashion[part] = load_fashion(self.cfg.fashion, part)
+        return self._fashion[part]
+
+    def font_path(self, name: str) -> str | None:
+        if name == EMBEDDED_FONT:
+            return None
+        path = self.cfg.fonts.get(name)
+        if not path or not Path(path).exists():
+            raise FileNotFoundError(
+                f"font {name} not found at {path}: apt-get install fonts-dejavu-core fonts-nanum "
+                "fonts-noto-core"
+            )
+        return path
+
+    # -- caching
+    def cached(self, name: str, jobs: list[dict], make_lines, post=None) -> np.ndarray:
+        """Renders ``jobs`` (cached by their digest, the renderer settings and DATA_VERSION)."""
+        key = digest(
+            {"v": DATA_VERSION, "renderer": self.renderer, "size": self.cfg.size, "jobs": jobs}
+        )
+        path = self.cache / "rendered" / f"{name}-{key[:20]}.npy"
+        if path.exists():
+            log(f"{name}: {len(jobs)} rows from cache {path.name}")
+            return np.load(path)
+        t0 = time.time()
+        workdir = self.work / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        lines = make_lines(jobs, workdir)
+        t1 = time.time()
+        log(f"{name}: rendering {len(lines)} items with {self.binary.name} render batch")
+        arr = render.render_batch(lines, self.cfg.size, self.binary, workdir=self.work)
+        if post is not None:
+            arr = post(jobs, arr)
+        t2 = time.time()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, arr)
+        tmp.replace(path)
+        if not self.cfg.keep_work:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self.timings[f"{name}.prepare_s"] = round(t1 - t0, 1)
+        self.timings[f"{name}.render_s"] = round(t2 - t1, 1)
+        log(f"{name}: prepared in {t1 - t0:.1f}s, rendered in {t2 - t1:.1f}s")
+        return arr
+
+    # -- speech
+    def speech_lines(self, jobs: list[dict], workdir: Path) -> list[dict]:
+        def one(job: dict) -> dict:
+            path = workdir / f"{digest(job)[:24]}.wav"
+            if not path.exists():
+                self.synth(job, path)
+            return {"kind": "audio", "path": str(path)}
+
+        with ThreadPoolExecutor(max_workers=max(self.cfg.workers, 1)) as pool:
+            it = pool.map(one, jobs)
+            return list(_progress(it, len(jobs), f"speech {workdir.name}"))
+
+    def synth(self, job: dict, path: Path) -> None:
+        x = espeak(
+            job["text"], job["voice"], job["variant"], job["speed"], job["pitch"], job["gap"]
+        )
+        if x.size == 0 or not np.any(x):
+            raise RuntimeError(f"espeak-ng produced silence for {job}")
+        y, rate = augment_speech(x, job["aug"])
+        write_wav(path, y, rate)
+
+    # -- text
+    def text_lines(self, jobs: list[dict], workdir: Path) -> list[dict]:
+        lines = []
+        for job in jobs:
+            line = {"kind": "text", "text": job["text"]}
+            font = self.font_path(job["font"])
+            if font:
+                line["font"] = font
+            lines.append(line)
+        return lines
+
+    @staticmethod
+    def text_post(jobs: list[dict], arr: np.ndarray) -> np.ndarray:
+        """Shrinks and moves the rendered text of jobs with a ``jitter`` (white fill)."""
+        out = arr.copy()
+        s = arr.shape[1]
+        for i, job in enumerate(jobs):
+            j = job.get("jitter")
+            if not j:
+                continue
+            side = max(int(round(s * j["scale"])), 8)
+            small = np.asarray(Image.fromarray(arr[i]).resize((side, side), Image.BILINEAR))
+            x = int(round((s - side) * j["x"]))
+            y = int(round((s - side) * j["y"]))
+            canvas = np.full_like(arr[i], 255)
+            canvas[y : y + side, x : x + side] = small
+            out[i] = canvas
+        return out
+
+    # -- pictures
+    def image_lines(self, jobs: list[dict], workdir: Path) -> list[dict]:
+        lines = []
+        for job in _progress(jobs, len(jobs), f"pictures {workdir.name}"):
+            if job["source"] == "fashion":
+                images, _ = self.fashion(job["part"])
+                img = images[job["index"]]
+                if job["aug"]:
+                    img = augment_fashion(img, rng_for(self.cfg.seed, "fashion-aug", job["index"]))
+                path = workdir / f"fashion-{job['part']}-{job['index']}-{int(job['aug'])}.png"
+                Image.fromarray(img, "L").save(path)
+            else:
+                tone = job["code"].split("-")[-1] if job["tone"] else None
+                src = self.emoji.picture(job["style"], job["emoji"], tone)
+                if job["aug"] is None:
+                    path = src
+                else:
+                    rng = rng_for(self.cfg.seed, "emoji-aug", job["style"], job["code"], job["aug"])
+                    path = workdir / f"{job['style']}-{job['code']}-{job['aug']}.png"
+                    augment_picture(src, rng).save(path)
+            lines.append({"kind": "image", "path": str(path)})
+        return lines
+
+    # -- the whole dataset
+    def build(self) -> dict:
+        cfg = self.cfg
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        t_start = time.time()
+        log(f"{len(self.classes)} classes, size {cfg.size}, seed {cfg.seed}, cache {self.cache}")
+        voices = voice_sets()
+        fonts_needed = set(TRAIN_FONTS) | set(EVAL_FONTS)
+        for f in fonts_needed:
+            self.font_path(f)
+        embedded = str(self.renderer.get("text", {}).get("font", ""))
+        if any(_slug(e) in _slug(embedded) for e in EVAL_FONTS if embedded):
+            raise RuntimeError(f"the runtime's embedded font {embedded!r} is the held-out font")
+
+        picks = {}
+        if any(c.group == "fashion" for c in self.classes):
+            picks = fashion_pick(
+                cfg, self.classes, self.fashion("train")[1], self.fashion("t10k")[1]
+            )
+        counts: dict[str, int] = {}
+        for split in ("train", "eval"):
+            # pictures
+            jobs = image_jobs(cfg, self.classes, split, self._emoji_if_needed(), picks)
+            self._save(
+                out, split, "image", jobs, self.cached(f"{split}_image", jobs, self.image_lines)
+            )
+            # text
+            jobs = text_jobs(cfg, self.classes, split)
+            arr = self.cached(f"{split}_text", jobs, self.text_lines, self.text_post)
+            self._save(out, split, "text", jobs, arr)
+            # speech
+            jobs = audio_jobs(cfg, self.classes, split, voices)
+            self._save(
+                out, split, "audio", jobs, self.cached(f"{split}_audio", jobs, self.speech_lines)
+            )
+            for m in ("image", "text", "audio"):
+                counts[f"{split}_{m}"] = int(np.load(out / f"{split}_{m}_y.npy").shape[0])
+
+        neg_text, neg_audio = negative_jobs(cfg, voices)
+        arr = self.cached("neg_text", neg_text, self.text_lines)
+        self._save_neg(out, "neg_text", neg_text, arr)
+        arr = self.cached("neg_audio", neg_audio, self.speech_lines)
+        self._save_neg(out, "neg_audio", neg_audio, arr)
+        counts["neg_text"], counts["neg_audio"] = len(neg_text), len(neg_audio)
+
+        self.write_samples(out / "samples", voices)
+        write_classes_csv(self.classes, out / "classes.csv")
+        meta = self.meta(voices, counts)
+        meta["timings_s"] = dict(self.timings, total=round(time.time() - t_start, 1))
+        (out / "meta.json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        log(f"done in {time.time() - t_start:.0f}s: {counts}")
+        return meta
+
+    def _emoji_if_needed(self) -> EmojiIndex | None:
+        return self.emoji if any(c.group != "fashion" for c in self.classes) else None
+
+    @staticmethod
+    def _save(out: Path, split: str, modality: str, jobs: list[dict], arr: np.ndarray) -> None:
+        y = np.array([j["y"] for j in jobs], np.int64)
+        assert arr.shape[0] == y.shape[0]
+        np.save(out / f"{split}_{modality}.npy", arr)
+        np.save(out / f"{split}_{modality}_y.npy", y)
+        _write_rows(out / f"{split}_{modality}_rows.jsonl", jobs)
+
+    @staticmethod
+    def _save_neg(out: Path, name: str, jobs: list[dict], arr: np.ndarray) -> None:
+        np.save(out / f"{name}.npy", arr)
+        _write_rows(out / f"{name}_rows.jsonl", jobs)
+
+    def write_samples(self, folder: Path, voices: VoiceSets) -> None:
+        """One WAV per class, "where is the <name>" (or the Korean question) in a held-out voice."""
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for cid, c in enumerate(self.classes):
+            rng = rng_for(self.cfg.seed, "sample", c.key)
+            voice = voices.en_eval[cid % len(voices.en_eval)]
+            variant = voices.variants_eval[cid % len(voices.variants_eval)]
+            template = {
+                "one": "where is the {n}",
+                "plural": "where are the {n}",
+                "mass": "where is the {n}",
+            }[c.number]
+            text = template.format(n=c.en)
+            path = folder / f"{cid:03d}-{c.key}.wav"
+            if not path.exists():
+                x = espeak(text, voice, variant, int(rng.integers(150, 180)), 50, 0)
+                y, rate = augment_speech(
+                    x,
+                    {
+                        "noise_seed": 0,
+                        "lead_ms": 200,
+                        "trail_ms": 200,
+                        "gain_db": -3.0,
+                        "rate": 16000,
+                    },
+                )
+                write_wav(path, y, rate)
+            rows.append(
+                {
+                    "file": path.name,
+                    "id": cid,
+                    "key": c.key,
+                    "text": text,
+                    "voice": f"{voice}+{variant}",
+                }
+            )
+        _write_rows(folder / "index.jsonl", rows)
+
+    def meta(self, voices: VoiceSets, counts: dict) -> dict:
+        cfg = self.cfg
+        cnt = cfg.counts
+        return {
+            "seed": cfg.seed,
+            "size": cfg.size,
+            "renderer": self.renderer,
+            "classes": [
+                {"id": i, "en": c.en, "ko": c.ko, "group": c.group}
+                for i, c in enumerate(self.classes)
+            ],
+            "splits": {
+                "train": {
+                    "image": {
+                        "emoji_styles": list(cfg.train_styles),
+                        "emoji_per_class": "every style and skin tone plain, plus "
+                        f"{cnt.image_augs} augmented copies each, at most "
+                        f"{cnt.image_train_max} per class",
+                        "fashion": f"{cnt.fashion_train} per class from train-images-idx3 "
+                        "(every second one augmented)",
+                    },
+                    "text": {
+                        "fonts": list(TRAIN_FONTS),
+                        "korean_fonts": ["NanumSquareR", EMBEDDED_FONT],
+                        "per_class": cnt.text_train,
+                        "jitter": "30% shrunk to 60-95% and moved, white fill",
+                    },
+                    "audio": {
+                        "en_voices": list(voices.en_train),
+                        "ko_voice": KO_VOICE,
+                        "variants": list(voices.variants_train),
+                        "per_class": cnt.audio_train,
+                        "speed_wpm": [110, 210],
+                        "pitch": [15, 85],
+                        "augment": "noise 60% (white/pink/brown, SNR 5-35 dB), reverb 30% "
+                        "(RT60 0.15-0.6 s), band limit 20%, gain -18..+6 dB, lead 0-500 ms, "
+                        "trail 0-300 ms, rate 16/22.05/44.1/48 kHz",
+                    },
+                },
+                "eval": {
+                    "image": {
+                        "emoji_styles": list(cfg.eval_styles),
+                        "emoji_per_class": f"plain, at most {cnt.image_eval_max}",
+                        "fashion": f"{cnt.fashion_eval} per class from t10k-images-idx3",
+                    },
+                    "text": {"fonts": list(EVAL_FONTS), "per_class": cnt.text_eval},
+                    "audio": {
+                        "en_voices": list(voices.en_eval),
+                        "ko_voice": KO_VOICE,
+                        "variants": list(voices.variants_eval),
+                        "per_class": cnt.audio_eval,
+                        "speed_wpm": [130, 190],
+                        "pitch": [30, 70],
+                        "augment": "even rows clean, odd rows mild (strength 0.7)",
+                    },
+                },
+                "negatives": {
+                    "en": list(NEGATIVE_EN[: cnt.neg_en]),
+                    "ko": list(NEGATIVE_KO[: cnt.neg_ko]),
+                    "forms": "bare word and 'where is the <word>' / '<word> 어디 있어'",
+                    "text_font": EVAL_FONTS[0],
+                    "audio": "2 renderings each, eval voices and variants",
+                },
+                "korean_fraction": cnt.ko_fraction,
+            },
+            "counts": counts,
+            "data_version": DATA_VERSION,
+            "tiny": cfg.tiny,
+            "counts_per_class": asdict(cnt),
+        }
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m visualbyte_export data",
+        description="Build the VisualByte dataset (pictures, text and speech, rendered by the "
+        "runtime).",
+    )
+    p.add_argument("--out", type=Path, required=True, help="dataset directory")
+    p.add_argument("--size", type=int, default=96, help="rendered image size S (default 96)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tiny", action="store_true", help="6 classes, a few samples each")
+    p.add_argument("--classes", help="comma-separated class keys to build (default: all)")
+    p.add_argument("--classes-only", action="store_true", help="only write OUT/classes.csv")
+    p.add_argument("--cache", type=Path, help="cache of rendered arrays (default OUT/cache)")
+    p.add_argument(
+        "--downloads",
+        type=Path,
+        default=DEFAULT_DOWNLOADS,
+        help=f"unpacked npm emoji packages (default {DEFAULT_DOWNLOADS})",
+    )
+    p.add_argument("--fetch", action="store_true", help="npm pack missing emoji packages first")
+    p.add_argument("--fashion", type=Path, default=DEFAULT_FASHION, help="Fashion-MNIST directory")
+    p.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel speech synthesis"
+    )
+    p.add_argument(
+        "--keep-work", action="store_true", help="keep the WAV/PNG inputs of the renderer"
+    )
+    for name, default in asdict(Counts()).items():
+        if name.startswith("neg_") or name == "ko_fraction":
+            continue
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=int,
+            default=None,
+            help=f"per class (default {default}; --tiny: {getattr(Counts.tiny(), name)})",
+        )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    keys = [k.strip() for k in args.classes.split(",")] if args.classes else None
+    if args.classes_only:
+        classes = select_classes(args.tiny, keys)
+        check_classes(classes)
+        path = write_classes_csv(classes, args.out / "classes.csv")
+        print(f"{len(classes)} classes -> {path}")
+        return 0
+    counts = Counts.tiny() if args.tiny else Counts()
+    for name in asdict(counts):
+        v = getattr(args, name, None)
+        if v is not None:
+            setattr(counts, name, v)
+    cfg = Config(
+        out=args.out,
+        size=args.size,
+        seed=args.seed,
+        tiny=args.tiny,
+        classes=keys,
+        cache=args.cache,
+        downloads=args.downloads,
+        fashion=args.fashion,
+        workers=args.workers,
+        keep_work=args.keep_work,
+        counts=counts,
+    )
+    if args.fetch:
+        fetch_packages(cfg.downloads, cfg.train_styles + cfg.eval_styles)
+    try:
+        Builder(cfg).build()
+    except (render.RendererNotFound, render.RenderFailed, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
