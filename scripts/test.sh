@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# VisualByte's test command (CI runs it through .ci/run). On Debian 12 it installs what is missing, then
+# proves, stopping at the first failure:
+#   fmt, clippy (default features and `mic`), the native test suite, ruff + pytest for export/,
+#   the same test suite on aarch64 under qemu-user (same count as native), and the aarch64 robot binary.
+#
+# Caches (kept between runs, shared by every clone on the machine), under
+# VISUALBYTE_CACHE (default /var/cache/visualbyte):
+#   target/          native CARGO_TARGET_DIR (rustup's toolchain)
+#   target-aarch64/  aarch64 CARGO_TARGET_DIR (Debian's rustc-web: a different compiler, so kept apart)
+#   venv/            Python venv with export[dev]; reused while export/pyproject.toml is unchanged
+#
+# VISUALBYTE_SKIP_AARCH64=1 skips the aarch64 stages for a quick local run (CI never sets it).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+CACHE=${VISUALBYTE_CACHE:-/var/cache/visualbyte}
+if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
+    CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/visualbyte
+    mkdir -p "$CACHE"
+fi
+export VISUALBYTE_CACHE=$CACHE
+export CARGO_TARGET_DIR=$CACHE/target
+VENV=$CACHE/venv
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/visualbyte-test.XXXXXX")
+export CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
+# rustup's toolchain for everything native, even once Debian's /usr/bin/cargo is installed.
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+# What the tests and the export step need from Debian. dataset-fashion-mnist is left out until a test needs it.
+APT_PACKAGES=(espeak-ng fonts-nanum fonts-dejavu-core sox libasound2-dev pkg-config file)
+
+# ---- stage bookkeeping --------------------------------------------------------------------------------------
+TIMINGS=()
+COUNTS=()
+STAGE=""
+TOTAL_PASSED=0
+START=$SECONDS
+
+stage() { # stage NAME COMMAND...: run one stage, time it
+    STAGE=$1
+    shift
+    echo
+    echo "=== $STAGE"
+    local t0=$SECONDS
+    "$@"
+    local dt=$((SECONDS - t0))
+    TIMINGS+=("$(printf '  %-34s %4d s  (%d:%02d)' "$STAGE" "$dt" $((dt / 60)) $((dt % 60)))")
+    echo "--- $STAGE: ${dt} s"
+    STAGE=""
+}
+
+summary() {
+    local rc=$1 t=$((SECONDS - START))
+    echo
+    echo "=== Summary"
+    printf '%s\n' "${TIMINGS[@]}"
+    printf '  %-34s %4d s  (%d:%02d)\n' total "$t" $((t / 60)) $((t % 60))
+    [ ${#COUNTS[@]} -eq 0 ] || printf '%s\n' "${COUNTS[@]}"
+    if [ "$rc" -ne 0 ]; then
+        echo "FAILED${STAGE:+ in stage: $STAGE} (exit $rc); logs in $LOGS"
+    else
+        echo "all stages passed"
+        echo "tests: $TOTAL_PASSED passed, 0 failed"
+    fi
+}
+trap 'summary $?' EXIT
+
+# Sum of "N passed" over every `test result:` line of a cargo test log; fails on a "failed" count > 0.
+cargo_passed() {
+    awk '/^test result: /{for (i = 1; i <= NF; i++) {if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i}}
+         END {if (f > 0) exit 1; print p + 0}' "$1"
+}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# ---- stages -------------------------------------------------------------------------------------------------
+install_apt() {
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+    done
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        as_root apt-get update -qq || echo "warning: apt-get update reported errors; trying the install anyway"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    else
+        echo "native packages already installed"
+    fi
+    if [ "${VISUALBYTE_SKIP_AARCH64:-}" != 1 ]; then
+        scripts/cross-debian.sh aarch64 install
+    fi
+}
+
+# The venv outlives the clone (torch alone is ~3 GB): rebuilt only when export/pyproject.toml or the Python
+# it was made with changes, or when it no longer points at this clone. Locked: clones may share it.
+setup_venv() {
+    local stamp=$VENV/.visualbyte-stamp key
+    key="$(python3 -c 'import sys; print(sys.base_prefix, sys.version.split()[0])') $(sha256sum export/pyproject.toml | cut -c1-16) $ROOT"
+    exec 9>"$CACHE/venv.lock"
+    flock 9
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && "$VENV/bin/python" -c 'import visualbyte_export'; then
+        echo "venv up to date: $VENV"
+        return 0
+    fi
+    if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null ||
+        [ "$("$VENV/bin/python" -c 'import sys; print(sys.version_info[:2])')" != \
+          "$(python3 -c 'import sys; print(sys.version_info[:2])')" ]; then
+        echo "creating venv: $VENV"
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT/export[dev]"
+    echo "$key" >"$stamp"
+    echo "venv ready: $VENV"
+}
+
+start_venv() { # in the background: PyPI downloads overlap the Rust builds
+    if [ ! -f export/pyproject.toml ]; then
+        echo "no export/pyproject.toml" >"$LOGS/venv.log"
+        VENV_PID=""
+        return
+    fi
+    setup_venv >"$LOGS/venv.log" 2>&1 &
+    VENV_PID=$!
+    echo "setting up $VENV in the background (log: $LOGS/venv.log)"
+}
+
+fmt() { cargo fmt --all -- --check; }
+
+clippy_default() { nice -n 5 cargo clippy --locked --all-targets -- -D warnings; }
+clippy_mic() { nice -n 5 cargo clippy --locked --all-targets --features mic -- -D warnings; }
+
+# The binary is built once here; the integration tests and pytest both use it.
+native_build() { nice -n 5 cargo test --locked --no-run && nice -n 5 cargo build --locked --bin visualbyte; }
+
+native_test() {
+    nice -n 5 cargo test --locked 2>&1 | tee "$LOGS/native-test.log"
+    NATIVE_PASSED=$(cargo_passed "$LOGS/native-test.log")
+    TOTAL_PASSED=$((TOTAL_PASSED + NATIVE_PASSED))
+    COUNTS+=("  native tests:  $NATIVE_PASSED passed")
+}
+
+python_checks() {
+    if [ -z "$VENV_PID" ]; then
+        echo "export/pyproject.toml not found: nothing to check"
+        return 1
+    fi
+    local rc=0
+    wait "$VENV_PID" || rc=$?
+    cat "$LOGS/venv.log"
+    [ "$rc" -eq 0 ] || { echo "venv setup failed (exit $rc)"; return "$rc"; }
+    "$VENV/bin/ruff" check export
+    export VISUALBYTE_BIN=$CARGO_TARGET_DIR/debug/visualbyte
+    rc=0
+    (cd export && "$VENV/bin/python" -m pytest -q -p no:cacheprovider) 2>&1 | tee "$LOGS/pytest.log" || rc=$?
+    if [ "$rc" -eq 5 ]; then
+        echo "pytest collected no tests: that is a failure here"
+        return 5
+    fi
+    [ "$rc" -eq 0 ] || return "$rc"
+    local passed
+    passed=$(grep -Eo '[0-9]+ passed' "$LOGS/pytest.log" | tail -n 1 | cut -d' ' -f1)
+    TOTAL_PASSED=$((TOTAL_PASSED + ${passed:-0}))
+    COUNTS+=("  python tests:  ${passed:-0} passed")
+}
+
+aarch64_build() { scripts/cross-debian.sh aarch64 build-tests; }
+
+aarch64_test() {
+    scripts/cross-debian.sh aarch64 test 2>&1 | tee "$LOGS/aarch64-test.log"
+    local passed
+    passed=$(cargo_passed "$LOGS/aarch64-test.log")
+    TOTAL_PASSED=$((TOTAL_PASSED + passed))
+    COUNTS+=("  aarch64 tests: $passed passed (qemu-user)")
+    if [ "$passed" -ne "$NATIVE_PASSED" ]; then
+        echo "aarch64 ran $passed tests, native ran $NATIVE_PASSED: they must be the same suite"
+        return 1
+    fi
+}
+
+aarch64_release() { scripts/cross-debian.sh aarch64 release; }
+
+# ---- run ----------------------------------------------------------------------------------------------------
+echo "VisualByte tests: $(git rev-parse --short HEAD 2>/dev/null || echo 'no commit') in $ROOT"
+echo "cache: $CACHE; $(cargo --version); $(python3 --version)"
+
+stage "install (apt)" install_apt
+start_venv
+stage "cargo fmt" fmt
+stage "clippy" clippy_default
+stage "clippy --features mic" clippy_mic
+stage "native build (tests + binary)" native_build
+stage "native tests" native_test
+stage "python: ruff + pytest" python_checks
+if [ "${VISUALBYTE_SKIP_AARCH64:-}" = 1 ]; then
+    echo
+    echo "=== aarch64: skipped (VISUALBYTE_SKIP_AARCH64=1)"
+    COUNTS+=("  aarch64: skipped")
+else
+    stage "aarch64 build (tests)" aarch64_build
+    stage "aarch64 tests (qemu)" aarch64_test
+    stage "aarch64 release binary" aarch64_release
+fi
