@@ -13,6 +13,7 @@ COMMANDS = {
     "train": "Train the model.",
     "export": "Export the trained model to ONNX.",
     "evaluate": "Evaluate a model per modality.",
+    "fixture": "Write a tiny model for the runtime's tests.",
 }
 
 # Module that implements a command, where it is not named like the command.
