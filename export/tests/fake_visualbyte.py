@@ -1,7 +1,7 @@
-"""A stand-in for ``visualbyte render config|batch`` so the dataset tests run without the Rust build.
+"""A stand-in for ``visualbyte render config|batch``: the dataset tests run without the Rust build.
 
-It reads every input the real renderer would (WAV header and samples, picture, font file) and draws a
-deterministic image from it; it checks manifest lines the same way (unknown keys, missing files).
+It reads every input the real renderer would (WAV header and samples, picture, font file) and draws
+a deterministic image from it; it checks manifest lines the same way (unknown keys, missing files).
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def main(argv: list[str]) -> int:
         manifest = Path(argv[argv.index("--manifest") + 1])
         size = int(argv[argv.index("--size") + 1])
         out = Path(argv[argv.index("-o") + 1])
-        lines = [json.loads(s) for s in manifest.read_text(encoding="utf-8").splitlines() if s.strip()]
+        text = manifest.read_text(encoding="utf-8")
+        lines = [json.loads(s) for s in text.splitlines() if s.strip()]
         with open(out, "wb") as f:
             for line in lines:
                 f.write(render(line, manifest.parent, size).tobytes())

@@ -1,4 +1,4 @@
-"""Dataset builder on a tiny synthetic subset: fake emoji packages, fake Fashion-MNIST, real espeak-ng.
+"""Dataset builder on a tiny synthetic subset: fake emoji and Fashion-MNIST, real espeak-ng.
 
 The runtime's renderer is replaced by tests/fake_visualbyte.py (same command line and manifest), so
 these tests need neither the Rust build nor the downloads. One test uses the real binary if present.
@@ -36,9 +36,20 @@ TINY_EMOJI = {
 }
 SIZE = 32
 # Fewer samples than --tiny, so that the tests stay fast on a busy machine.
-TEST_COUNTS = D.Counts(audio_train=4, audio_eval=2, text_train=4, text_eval=1, image_augs=1,
-                       image_train_max=3, image_eval_max=1, fashion_train=2, fashion_eval=1,
-                       ko_fraction=0.5, neg_en=2, neg_ko=1)  # fmt: skip
+TEST_COUNTS = D.Counts(
+    audio_train=4,
+    audio_eval=2,
+    text_train=4,
+    text_eval=1,
+    image_augs=1,
+    image_train_max=3,
+    image_eval_max=1,
+    fashion_train=2,
+    fashion_eval=1,
+    ko_fraction=0.5,
+    neg_en=2,
+    neg_ko=1,
+)
 
 
 def _png(path: Path, seed: int, px: int = 64) -> None:
@@ -50,19 +61,31 @@ def _png(path: Path, seed: int, px: int = 64) -> None:
 
 
 def make_downloads(root: Path) -> Path:
-    """emoji-datasource-{google,twitter,facebook} with the tiny classes' emoji (the man has skin tones)."""
+    """emoji-datasource-{google,twitter,facebook} with the tiny classes' emoji (man: skin tones)."""
     entries = []
-    for n, (short, (code, name)) in enumerate(TINY_EMOJI.items()):
-        e = {"unified": code, "name": name, "image": f"{code.lower()}.png", "short_name": short,
-             "short_names": [short], "category": "Animals & Nature", "subcategory": "x"}  # fmt: skip
+    for short, (code, name) in TINY_EMOJI.items():
+        e = {
+            "unified": code,
+            "name": name,
+            "image": f"{code.lower()}.png",
+            "short_name": short,
+            "short_names": [short],
+            "category": "Animals & Nature",
+            "subcategory": "x",
+        }
         for style in ("google", "twitter", "facebook"):
             e[f"has_img_{style}"] = True
         if short == "man":
             e["skin_variations"] = {
-                tone: {"unified": f"{code}-{tone}", "image": f"{code.lower()}-{tone.lower()}.png",
-                       "has_img_google": True, "has_img_twitter": True, "has_img_facebook": True}
+                tone: {
+                    "unified": f"{code}-{tone}",
+                    "image": f"{code.lower()}-{tone.lower()}.png",
+                    "has_img_google": True,
+                    "has_img_twitter": True,
+                    "has_img_facebook": True,
+                }
                 for tone in D.SKIN_TONES
-            }  # fmt: skip
+            }
         entries.append(e)
     for style in ("google", "twitter", "facebook"):
         pkg = D.package_dir(root, D.STYLE_PACKAGE[style])
@@ -95,7 +118,7 @@ def make_fashion(root: Path, per_class: int = 5) -> Path:
 @pytest.fixture(scope="module")
 def fake_bin(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("bin") / "visualbyte"
-    path.write_text(f"#!/bin/sh\nexec {sys.executable} {HERE / 'fake_visualbyte.py'} \"$@\"\n")
+    path.write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_visualbyte.py"} "$@"\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
 
@@ -204,7 +227,9 @@ def test_speech_augmentation_is_deterministic():
     x = D.espeak("where is the tiger", "en-us", "f3", 160, 50, 0)
     assert x.dtype == np.float32 and x.size > D.ESPEAK_RATE * 0.3
     aug = D.speech_aug(np.random.default_rng(1), 1.0)
-    aug.update(rate=16000, noise={"colour": "pink", "snr_db": 10.0}, reverb={"rt60": 0.3, "wet": 0.3})
+    aug["rate"] = 16000
+    aug["noise"] = {"colour": "pink", "snr_db": 10.0}
+    aug["reverb"] = {"rt60": 0.3, "wet": 0.3}
     y1, r1 = D.augment_speech(x, aug)
     y2, r2 = D.augment_speech(x, aug)
     assert r1 == r2 == 16000
@@ -292,8 +317,9 @@ def test_rebuild_reproduces_and_cache_is_reused(built, tmp_path, sources, fake_b
         np.testing.assert_array_equal(np.load(f), np.load(out / f.name), err_msg=f.name)
     # Same cache again: nothing is synthesised (the renderer is not even called).
     broken = tmp_path / "broken-bin"
+    fake = f"{sys.executable} {HERE / 'fake_visualbyte.py'}"
     broken.write_text(
-        f'#!/bin/sh\ncase "$2" in config) exec {sys.executable} {HERE / "fake_visualbyte.py"} "$@";; '
+        f'#!/bin/sh\ncase "$2" in config) exec {fake} "$@";; '
         "*) echo renderer called >&2; exit 3;; esac\n"
     )
     broken.chmod(0o755)
@@ -324,17 +350,20 @@ def test_missing_renderer_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_svg_styles_are_rasterised(tmp_path):
-    pytest.importorskip("cairosvg", reason="cairosvg (and libcairo2) rasterise the SVG emoji styles")
     try:
         import cairosvg  # noqa: F401
-    except OSError as err:  # pragma: no cover - libcairo missing
-        pytest.skip(f"libcairo2 is not installed: {err}")
+    except (ImportError, OSError) as err:  # pragma: no cover - cairosvg or libcairo2 missing
+        pytest.skip(f"cairosvg and libcairo2 rasterise the SVG emoji styles: {err}")
     root = tmp_path / "dl"
     make_downloads(root)
     om = D.package_dir(root, "openmoji")
     (om / "data").mkdir(parents=True)
-    (om / "data" / "openmoji.json").write_text(json.dumps([{"hexcode": "1F405", "annotation": "tiger"}]))
-    svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72"><circle cx="36" cy="36" r="30" fill="#f80"/></svg>'  # noqa: E501
+    annotations = [{"hexcode": "1F405", "annotation": "tiger"}]
+    (om / "data" / "openmoji.json").write_text(json.dumps(annotations))
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72">'
+        '<circle cx="36" cy="36" r="30" fill="#f80"/></svg>'
+    )
     (om / "color" / "svg").mkdir(parents=True)
     (om / "color" / "svg" / "1F405.svg").write_text(svg)
     flat = D.package_dir(root, "fluentui-emoji") / "icons" / "flat"
