@@ -1,0 +1,291 @@
+//! Exact cosine top-k: every stored vector is scored against the query, the best `k` kept in a
+//! fixed-capacity min-heap (no allocation per query beyond the result).
+//!
+//! The dot products read the stored bytes directly (little-endian, any alignment) in chunks of [`LANES`]
+//! values with one accumulator per lane, a shape compilers turn into SIMD loads and multiply-adds.
+use heapless::binary_heap::{BinaryHeap, Min};
+
+use super::format::Layout;
+use super::{Hit, IndexError, VectorType};
+
+/// Most hits one search returns; a larger `k` is capped to it.
+pub const MAX_TOP_K: usize = 256;
+
+/// Values per chunk in the dot-product loops.
+const LANES: usize = 8;
+
+/// A scored entry. Greater is better: a higher score, then a lower index (deterministic ties).
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    score: f32,
+    index: usize,
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.index.cmp(&self.index))
+    }
+}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Candidate {}
+
+/// The best `k` candidates seen so far; the worst of them on top.
+struct TopK {
+    heap: BinaryHeap<Candidate, Min, MAX_TOP_K>,
+    k: usize,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            k: k.min(MAX_TOP_K),
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, index: usize, score: f32) {
+        // A non-finite score can only come from damaged vectors (checked by `open_verified`): never a hit.
+        if !score.is_finite() {
+            return;
+        }
+        let c = Candidate { score, index };
+        if self.heap.len() < self.k {
+            // Cannot fail: len < k <= capacity.
+            let _ = self.heap.push(c);
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            if c > *worst {
+                *worst = c;
+            }
+        }
+    }
+
+    fn into_hits(self) -> Vec<Hit> {
+        let mut all: Vec<Candidate> = self.heap.into_vec().into_iter().collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        all.into_iter()
+            .map(|c| Hit {
+                index: c.index,
+                score: c.score.clamp(-1.0, 1.0),
+            })
+            .collect()
+    }
+}
+
+#[inline]
+fn f32_at(b: &[u8]) -> f32 {
+    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+#[inline]
+fn f16_at(b: &[u8]) -> f32 {
+    half::f16::from_le_bytes([b[0], b[1]]).to_f32()
+}
+
+/// `row · q` for a row of little-endian f32 (`row.len() == 4 * q.len()`).
+fn dot_f32(row: &[u8], q: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let rows = row.chunks_exact(4 * LANES);
+    let qs = q.chunks_exact(LANES);
+    let (row_tail, q_tail) = (rows.remainder(), qs.remainder());
+    for (r, qq) in rows.zip(qs) {
+        for (a, (b, x)) in acc.iter_mut().zip(r.chunks_exact(4).zip(qq)) {
+            *a += f32_at(b) * x;
+        }
+    }
+    let tail: f32 = row_tail
+        .chunks_exact(4)
+        .zip(q_tail)
+        .map(|(b, x)| f32_at(b) * x)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `row · q` for a row of little-endian f16 (`row.len() == 2 * q.len()`).
+fn dot_f16(row: &[u8], q: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let rows = row.chunks_exact(2 * LANES);
+    let qs = q.chunks_exact(LANES);
+    let (row_tail, q_tail) = (rows.remainder(), qs.remainder());
+    for (r, qq) in rows.zip(qs) {
+        for (a, (b, x)) in acc.iter_mut().zip(r.chunks_exact(2).zip(qq)) {
+            *a += f16_at(b) * x;
+        }
+    }
+    let tail: f32 = row_tail
+        .chunks_exact(2)
+        .zip(q_tail)
+        .map(|(b, x)| f16_at(b) * x)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `codes · q` for a row of i8 codes (`row.len() == q.len()`); the caller applies the scale.
+fn dot_i8(row: &[u8], q: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let rows = row.chunks_exact(LANES);
+    let qs = q.chunks_exact(LANES);
+    let (row_tail, q_tail) = (rows.remainder(), qs.remainder());
+    for (r, qq) in rows.zip(qs) {
+        for (a, (&b, x)) in acc.iter_mut().zip(r.iter().zip(qq)) {
+            *a += f32::from(b as i8) * x;
+        }
+    }
+    let tail: f32 = row_tail
+        .iter()
+        .zip(q_tail)
+        .map(|(&b, x)| f32::from(b as i8) * x)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+pub(crate) fn search(
+    layout: &Layout,
+    bytes: &[u8],
+    query: &[f32],
+    k: usize,
+) -> Result<Vec<Hit>, IndexError> {
+    let dim = layout.header.dim;
+    let count = layout.header.count;
+    if query.len() != dim {
+        return Err(IndexError::DimMismatch {
+            expected: dim,
+            got: query.len(),
+        });
+    }
+    if query.iter().any(|v| !v.is_finite()) {
+        return Err(IndexError::InvalidQuery(
+            "it holds NaN or infinite values (the model produced a broken embedding)".into(),
+        ));
+    }
+    let norm = query
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
+        .sqrt();
+    if norm == 0.0 {
+        return Err(IndexError::InvalidQuery("it is all zeros".into()));
+    }
+    let inv = (1.0 / norm) as f32;
+    let k = k.min(MAX_TOP_K).min(count);
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let section = &bytes[layout.vectors_offset..layout.vectors_offset + layout.vectors_len];
+    let mut top = TopK::new(k);
+    match layout.header.vector_type {
+        VectorType::F32 => {
+            for (i, row) in section.chunks_exact(4 * dim).enumerate() {
+                top.offer(i, dot_f32(row, query) * inv);
+            }
+        }
+        VectorType::F16 => {
+            for (i, row) in section.chunks_exact(2 * dim).enumerate() {
+                top.offer(i, dot_f16(row, query) * inv);
+            }
+        }
+        VectorType::I8 => {
+            let (scales, codes) = section.split_at(4 * count);
+            for (i, (row, scale)) in codes
+                .chunks_exact(dim)
+                .zip(scales.chunks_exact(4))
+                .enumerate()
+            {
+                top.offer(i, dot_i8(row, query) * f32_at(scale) * inv);
+            }
+        }
+    }
+    Ok(top.into_hits())
+}
+
+/// Vector `i`, dequantised into `out` (`out.len() == dim`, `i < count`).
+pub(crate) fn decode_row(layout: &Layout, bytes: &[u8], i: usize, out: &mut [f32]) {
+    let dim = layout.header.dim;
+    let count = layout.header.count;
+    let section = &bytes[layout.vectors_offset..layout.vectors_offset + layout.vectors_len];
+    match layout.header.vector_type {
+        VectorType::F32 => {
+            let row = &section[i * dim * 4..(i + 1) * dim * 4];
+            for (o, b) in out.iter_mut().zip(row.chunks_exact(4)) {
+                *o = f32_at(b);
+            }
+        }
+        VectorType::F16 => {
+            let row = &section[i * dim * 2..(i + 1) * dim * 2];
+            for (o, b) in out.iter_mut().zip(row.chunks_exact(2)) {
+                *o = f16_at(b);
+            }
+        }
+        VectorType::I8 => {
+            let scale = f32_at(&section[i * 4..i * 4 + 4]);
+            let row = &section[4 * count + i * dim..4 * count + (i + 1) * dim];
+            for (o, &b) in out.iter_mut().zip(row) {
+                *o = f32::from(b as i8) * scale;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn dot_kernels_match_a_plain_loop_for_every_tail_length() {
+        for n in [1usize, 7, 8, 9, 16, 31, 100] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let want: f32 = a.iter().zip(&q).map(|(x, y)| x * y).sum();
+            assert!((dot_f32(&le(&a), &q) - want).abs() < 1e-4, "f32 n={n}");
+            let h: Vec<u8> = a
+                .iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                .collect();
+            assert!((dot_f16(&h, &q) - want).abs() < 1e-2, "f16 n={n}");
+            let codes: Vec<u8> = (0..n).map(|i| (i as i8 - 50) as u8).collect();
+            let want_i8: f32 = (0..n).map(|i| (i as f32 - 50.0) * q[i]).sum();
+            assert!((dot_i8(&codes, &q) - want_i8).abs() < 1e-3, "i8 n={n}");
+        }
+    }
+
+    #[test]
+    fn top_k_keeps_the_best_and_breaks_ties_by_lower_index() {
+        let mut top = TopK::new(3);
+        for (i, s) in [0.1, 0.9, 0.5, 0.9, f32::NAN, 0.7, -0.2].iter().enumerate() {
+            top.offer(i, *s);
+        }
+        let hits = top.into_hits();
+        let got: Vec<(usize, f32)> = hits.iter().map(|h| (h.index, h.score)).collect();
+        assert_eq!(got, vec![(1, 0.9), (3, 0.9), (5, 0.7)]);
+    }
+
+    #[test]
+    fn top_k_is_capped_at_its_capacity() {
+        let mut top = TopK::new(MAX_TOP_K + 100);
+        for i in 0..1000 {
+            top.offer(i, i as f32 / 1000.0);
+        }
+        let hits = top.into_hits();
+        assert_eq!(hits.len(), MAX_TOP_K);
+        assert_eq!(hits[0].index, 999);
+        assert_eq!(hits[MAX_TOP_K - 1].index, 1000 - MAX_TOP_K);
+    }
+}
