@@ -632,6 +632,33 @@ fn append_refuses_another_model_a_damaged_index_and_wrong_sizes() {
 }
 
 #[test]
+fn concurrent_appends_lose_nothing() {
+    let (f, _) = build(1, 4, VectorType::F32);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let path = &f.path;
+            s.spawn(move || {
+                for i in 0..5 {
+                    let e = [Entry::new(format!("t{t}"), format!("{t}/{i}.png"))];
+                    append_index(
+                        path,
+                        "vb-test-model",
+                        &e,
+                        &vectors(1, 4, (t * 10 + i + 1) as u64),
+                    )
+                    .unwrap();
+                }
+            });
+        }
+    });
+    let index = EmbeddingIndex::open_verified(&f.path).unwrap();
+    assert_eq!(index.len(), 21);
+    for t in 0..4 {
+        assert_eq!(index.label_counts().get(&format!("t{t}")), Some(&5));
+    }
+}
+
+#[test]
 fn stored_paths_are_relative_to_the_index_folder_and_resolve_back() {
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");

@@ -39,6 +39,7 @@ pub fn write_index(
         vectors,
     };
     plan.check_size()?;
+    let _lock = WriterLock::acquire(path);
     write_atomic(path, |file| plan.write(file))
 }
 
@@ -52,6 +53,8 @@ pub fn append_index(
     entries: &[Entry],
     vectors: &[f32],
 ) -> Result<IndexHeader, IndexError> {
+    // Held from reading the old index to the rename, so that two appends cannot lose each other's entries.
+    let _lock = WriterLock::acquire(path);
     let old = EmbeddingIndex::open_verified(path)?;
     old.check_model(model_id)?;
     let dim = old.dim();
@@ -396,6 +399,32 @@ fn quantise(row: &[f32], codes: &mut [i8]) -> f32 {
         sum += f64::from(q) * f64::from(q);
     }
     (1.0 / sum.sqrt()) as f32
+}
+
+/// An exclusive advisory lock (flock) on the folder holding an index, held by writers of indexes in it.
+/// Readers never take it: they see the old or the new file, both whole. Where the platform or file system
+/// cannot lock a folder, writing goes ahead unlocked.
+struct WriterLock {
+    _held: Option<File>,
+}
+
+impl WriterLock {
+    fn acquire(path: &Path) -> Self {
+        #[cfg(unix)]
+        {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            match File::open(dir).and_then(|d| d.lock().map(|()| d)) {
+                Ok(d) => return Self { _held: Some(d) },
+                Err(e) => log::debug!("cannot lock {} for writing: {e}", dir.display()),
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = path;
+        Self { _held: None }
+    }
 }
 
 /// Writes `path` through a temporary file in the same folder: write, fsync, rename, fsync the folder.
