@@ -1,0 +1,84 @@
+"""Two-process DistributedDataParallel on CPU (gloo) through torchrun, with a tiny model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from visualbyte_export.fixture import FIXTURE_BACKBONE, write_synthetic_dataset
+
+EXPORT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = [
+    "--arch",
+    "convnext_atto",
+    "--backbone-kwargs",
+    json.dumps(FIXTURE_BACKBONE),
+    "--embed-dim",
+    "16",
+    "--batch-classes",
+    "4",
+    "--warmup-steps",
+    "2",
+    "--no-progress",
+    "--threads",
+    "1",
+    "--aug",
+    "0",
+]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_synthetic_dataset(
+        tmp_path_factory.mktemp("ds"), num_classes=6, per_class=4, size=32
+    )
+
+
+def launch(nproc, *args):
+    env = dict(
+        os.environ,
+        PYTHONPATH=EXPORT_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OMP_NUM_THREADS="1",
+    )
+    if nproc == 1:
+        cmd = [sys.executable, "-m", "visualbyte_export", "train", *args]
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "visualbyte_export",
+            "train",
+            *args,
+        ]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res
+
+
+def test_two_ranks_compute_the_single_process_gradient(dataset, tmp_path):
+    common = ["--data", str(dataset), *TINY, "--no-eval"]
+    launch(1, *common, "--run-dir", str(tmp_path / "one"), "--dump-grads", str(tmp_path / "one.pt"))
+    launch(2, *common, "--run-dir", str(tmp_path / "two"), "--dump-grads", str(tmp_path / "two.pt"))
+    one = torch.load(tmp_path / "one.pt")
+    two = torch.load(tmp_path / "two.pt")
+    assert one.keys() == two.keys() and "logit_scale" in one
+    for k in one:
+        tol = 1e-4 * max(1.0, one[k].abs().max().item())
+        assert torch.allclose(one[k], two[k], atol=tol, rtol=1e-3), (
+            k,
+            (one[k] - two[k]).abs().max(),
+        )
+
+
+def test_a_two_process_run_trains_and_checkpoints(dataset, tmp_path):
+    res = launch(2, "--data", str(dataset), *TINY, "--run-dir", str(tmp_path), "--max-steps", "2")
+    assert "2 rank(s)" in res.stdout
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert ckpt["state"]["step"] == 2

@@ -1,0 +1,200 @@
+"""ONNX export: graph shape, metadata contract, parity (torch / onnxruntime / the Rust runtime), f16
+weights."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from visualbyte_export.evaluate import (
+    CONTRACT_KEY,
+    OnnxEmbedder,
+    RuntimeEmbedder,
+    find_runtime_binary,
+    normalise_pixels,
+    read_contract,
+    set_threshold,
+)
+from visualbyte_export.export_onnx import PARITY_TOL, export_checkpoint, finalize, torch_to_onnx
+from visualbyte_export.fixture import (
+    FIXTURE_DIM,
+    FIXTURE_SIZE,
+    build_fixture_net,
+    write_fixture,
+)
+from visualbyte_export.model import EmbeddingOnly, VisualByteNet
+
+REPO = Path(__file__).resolve().parents[2]
+COMMITTED_FIXTURE = REPO / "tests" / "fixtures" / "tiny.onnx"
+RENDERER = {"font": "embedded", "size": FIXTURE_SIZE, "mel": {"bins": 80}}
+
+
+def runtime_binary() -> Path:
+    binary = find_runtime_binary()
+    if binary is None:
+        pytest.fail(
+            "the Rust runtime binary is missing: build it first (`cargo build` at the "
+            "repository root), or set VISUALBYTE_BIN to its path"
+        )
+    return binary
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fx") / "tiny.onnx"
+    write_fixture(out, RENDERER)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    rng = np.random.default_rng(7)
+    return rng.integers(0, 256, size=(5, FIXTURE_SIZE, FIXTURE_SIZE, 3), dtype=np.uint8)
+
+
+def torch_embed(net, pixels):
+    with torch.no_grad():
+        return EmbeddingOnly(net).eval()(torch.from_numpy(normalise_pixels(pixels))).numpy()
+
+
+def test_graph_has_the_contract_names_opset_and_a_symbolic_batch(tiny_onnx):
+    m = onnx.load(str(tiny_onnx))
+    assert m.opset_import[0].version == 17
+    (inp,), (out,) = m.graph.input, m.graph.output
+    assert inp.name == "image" and out.name == "embedding"
+    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, FIXTURE_SIZE, FIXTURE_SIZE]
+    assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == [
+        "batch",
+        FIXTURE_DIM,
+    ]
+    assert tiny_onnx.stat().st_size <= 2 * 1024 * 1024
+
+
+def test_metadata_contract_round_trips(tiny_onnx):
+    c = read_contract(tiny_onnx)
+    assert c["contract_version"] == 1
+    assert re.fullmatch(r"vb-convnext_atto-32-\d{8}-[0-9a-f]{8}", c["model_id"])
+    assert c["input"] == {
+        "name": "image",
+        "size": 32,
+        "layout": "NCHW",
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
+    assert c["embedding"] == {"name": "embedding", "dim": FIXTURE_DIM}
+    assert c["renderer"] == RENDERER
+    set_threshold(tiny_onnx, 0.37)
+    assert read_contract(tiny_onnx)["threshold"] == 0.37
+    assert read_contract(tiny_onnx)["model_id"] == c["model_id"]
+
+
+def test_model_id_follows_the_weights(tmp_path):
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    write_fixture(a, RENDERER, seed=0)
+    write_fixture(b, RENDERER, seed=1)
+    again = tmp_path / "a2.onnx"
+    write_fixture(again, RENDERER, seed=0)
+    ids = [read_contract(p)["model_id"] for p in (a, b, again)]
+    assert ids[0] != ids[1] and ids[0] == ids[2]
+
+
+def test_onnxruntime_matches_torch(tiny_onnx, pixels):
+    ref = torch_embed(build_fixture_net(), pixels)
+    got = OnnxEmbedder(tiny_onnx)(pixels)
+    assert np.abs(got - ref).max() <= PARITY_TOL
+    assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5)
+
+
+def test_golden_io_written_next_to_the_fixture(tiny_onnx):
+    pix = np.fromfile(str(tiny_onnx) + ".in.u8", np.uint8).reshape(
+        -1, FIXTURE_SIZE, FIXTURE_SIZE, 3
+    )
+    out = np.fromfile(str(tiny_onnx) + ".out.f32", "<f4").reshape(len(pix), FIXTURE_DIM)
+    assert np.abs(OnnxEmbedder(tiny_onnx)(pix) - out).max() <= PARITY_TOL
+
+
+def test_f16_weights_halve_the_size_and_stay_close(tmp_path, pixels):
+    torch.manual_seed(0)
+    net = VisualByteNet(
+        "convnext_atto", 0, 64, {"depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128]}
+    ).eval()
+    f32, f16 = tmp_path / "f32.onnx", tmp_path / "f16.onnx"
+    for path, w in ((f32, "f32"), (f16, "f16")):
+        torch_to_onnx(net, FIXTURE_SIZE, path)
+        finalize(path, "convnext_atto", FIXTURE_SIZE, 64, RENDERER, None, w)
+    assert f16.stat().st_size < 0.65 * f32.stat().st_size
+    m = onnx.load(str(f16))
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in m.graph.initializer)
+    assert any(n.op_type == "Cast" for n in m.graph.node)
+    ref = torch_embed(net, pixels)
+    diff = np.abs(OnnxEmbedder(f16)(pixels) - ref).max()
+    assert 0 < diff < 5e-3
+    assert read_contract(f16)["model_id"] != read_contract(f32)["model_id"]
+
+
+def test_export_from_a_training_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    net = VisualByteNet("convnext_atto", 6, 16, {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64]})
+    ckpt = {
+        "model": net.state_dict(),
+        "model_config": net.config(),
+        "size": 32,
+        "renderer": RENDERER,
+        "state": {"step": 3},
+        "args": {},
+        "dataset": "synthetic",
+    }
+    torch.save(ckpt, tmp_path / "best.pt")
+    report = export_checkpoint(tmp_path / "best.pt", tmp_path / "m.onnx", runtime=False)
+    assert report["parity"]["onnxruntime_max_abs"] <= PARITY_TOL
+    assert (
+        json.loads((tmp_path / "m.onnx.report.json").read_text())["model_id"] == report["model_id"]
+    )
+    m = onnx.load(str(tmp_path / "m.onnx"))
+    keys = {p.key for p in m.metadata_props}
+    assert CONTRACT_KEY in keys and "visualbyte.training" in keys
+
+
+def test_rust_runtime_matches_torch_and_accepts_the_metadata(tiny_onnx, pixels, tmp_path):
+    binary = runtime_binary()
+    ref = torch_embed(build_fixture_net(), pixels)
+    got = RuntimeEmbedder(tiny_onnx, binary)(pixels)
+    assert got.shape == (len(pixels), read_contract(tiny_onnx)["embedding"]["dim"])
+    assert np.abs(got - ref).max() <= PARITY_TOL
+    # f16 weights load in tract too and stay close.
+    f16 = tmp_path / "f16.onnx"
+    torch_to_onnx(build_fixture_net(), FIXTURE_SIZE, f16)
+    finalize(f16, "convnext_atto", FIXTURE_SIZE, FIXTURE_DIM, RENDERER, None, "f16")
+    assert np.abs(RuntimeEmbedder(f16, binary)(pixels) - ref).max() < 5e-3
+
+
+def test_committed_fixture_is_consistent():
+    if not COMMITTED_FIXTURE.exists():
+        pytest.fail(
+            f"{COMMITTED_FIXTURE} missing: "
+            f"python -m visualbyte_export fixture --out {COMMITTED_FIXTURE}"
+        )
+    c = read_contract(COMMITTED_FIXTURE)
+    assert c["input"]["size"] == FIXTURE_SIZE and c["embedding"]["dim"] == FIXTURE_DIM
+    assert COMMITTED_FIXTURE.stat().st_size <= 2 * 1024 * 1024
+    pix = np.fromfile(str(COMMITTED_FIXTURE) + ".in.u8", np.uint8).reshape(
+        -1, FIXTURE_SIZE, FIXTURE_SIZE, 3
+    )
+    out = np.fromfile(str(COMMITTED_FIXTURE) + ".out.f32", "<f4").reshape(len(pix), FIXTURE_DIM)
+    assert np.abs(OnnxEmbedder(COMMITTED_FIXTURE)(pix) - out).max() <= PARITY_TOL
+    # Regenerating gives the same weights (the model id hashes them).
+    assert c["model_id"].rsplit("-", 1)[1] == read_contract_id_of_regenerated(c["renderer"])
+
+
+def read_contract_id_of_regenerated(renderer) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as td:
+        p = Path(td) / "t.onnx"
+        write_fixture(p, renderer)
+        return read_contract(p)["model_id"].rsplit("-", 1)[1]

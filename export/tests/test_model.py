@@ -1,0 +1,92 @@
+"""VisualByteNet shapes, input normalisation, parameter groups and augmentation."""
+
+import numpy as np
+import pytest
+import torch
+
+from visualbyte_export.fixture import FIXTURE_BACKBONE
+from visualbyte_export.model import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    EmbeddingOnly,
+    VisualByteNet,
+    load_init_weights,
+    pixels_to_input,
+)
+from visualbyte_export.train import augment, param_groups, to_input
+
+
+def tiny(num_classes=5, arch="convnext_atto"):
+    torch.manual_seed(0)
+    return VisualByteNet(arch, num_classes, embed_dim=16, backbone_kwargs=FIXTURE_BACKBONE).eval()
+
+
+def test_pixels_are_normalised_exactly_as_the_contract_says():
+    px = torch.randint(0, 256, (2, 8, 8, 3), dtype=torch.uint8)
+    x = pixels_to_input(px)
+    assert x.shape == (2, 3, 8, 8) and x.dtype == torch.float32
+    for c in range(3):
+        want = (px[..., c].float() / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
+        assert torch.allclose(x[:, c], want, atol=1e-6)
+    assert torch.allclose(to_input(px, None, 0.0, "cpu"), x)
+
+
+@pytest.mark.parametrize("arch", ["convnext_atto", "convnext_tiny"])
+def test_embeddings_are_unit_length_and_the_projector_follows_the_backbone(arch):
+    net = tiny(arch=arch)
+    assert net.projector[0].in_features == net.backbone.num_features == 64
+    x = torch.randn(3, 3, 32, 32)
+    e = net.embed(x)
+    assert e.shape == (3, 16)
+    assert torch.allclose(e.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert net.classify(e).shape == (3, 5)
+    assert torch.allclose(EmbeddingOnly(net)(x), e, atol=1e-6)
+
+
+def test_logit_scale_starts_near_clip():
+    assert tiny().logit_scale.item() == pytest.approx(np.log(1 / 0.07), abs=1e-4)
+
+
+def test_param_groups_cover_every_parameter_once_with_two_learning_rates():
+    net = tiny()
+    groups = param_groups(net, 1e-4, 1e-3, 0.05)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in net.parameters())
+    head = {id(p) for p in net.head_parameters()}
+    for g in groups:
+        assert all((id(p) in head) == (g["lr"] == 1e-3) for p in g["params"])
+        if any(p.ndim < 2 for p in g["params"]):
+            assert g["weight_decay"] == 0.0
+
+
+def test_init_loads_matching_weights_from_a_local_file(tmp_path):
+    a, b = tiny(), tiny()
+    with torch.no_grad():
+        for p in a.parameters():
+            p.add_(1.0)
+    torch.save({"model": a.state_dict()}, tmp_path / "a.pt")
+    loaded, skipped = load_init_weights(b, tmp_path / "a.pt")
+    assert not skipped and len(loaded) == len(a.state_dict())
+    torch.save(a.backbone.state_dict(), tmp_path / "timm.pt")
+    c = tiny()
+    load_init_weights(c, tmp_path / "timm.pt")
+    assert torch.equal(c.backbone.stem[0].weight, a.backbone.stem[0].weight)
+
+
+@pytest.mark.parametrize("modality", ["image", "text", "audio"])
+def test_augmentation_keeps_shape_and_range_and_zero_strength_is_identity(modality):
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 32, 32)
+    y = augment(x, modality, 1.0)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert not torch.allclose(x, y)
+    assert torch.equal(augment(x, modality, 0.0), x)
+
+
+def test_audio_augmentation_keeps_frequency_rows_in_place():
+    torch.manual_seed(0)
+    x = torch.zeros(8, 3, 32, 32)
+    x[:, :, 10:12, :] = 1.0  # one bright frequency band
+    y = augment(x, "audio", 1.0)
+    rows = y.mean(dim=(0, 1, 3))
+    assert rows[10:12].min() > 0.5 and rows[:8].max() < 0.05

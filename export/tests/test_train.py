@@ -1,0 +1,96 @@
+"""Training end to end on a tiny synthetic dataset: checkpoints, resume after a stop, --init."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from visualbyte_export import train
+from visualbyte_export.fixture import FIXTURE_BACKBONE, write_synthetic_dataset
+
+TINY = [
+    "--arch",
+    "convnext_atto",
+    "--backbone-kwargs",
+    json.dumps(FIXTURE_BACKBONE),
+    "--embed-dim",
+    "16",
+    "--batch-classes",
+    "4",
+    "--warmup-steps",
+    "2",
+    "--no-progress",
+    "--threads",
+    "2",
+]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return write_synthetic_dataset(
+        tmp_path_factory.mktemp("ds"), num_classes=6, per_class=4, size=32
+    )
+
+
+def run(dataset, run_dir, *extra):
+    return train.main(["--data", str(dataset), "--run-dir", str(run_dir), *TINY, *extra])
+
+
+def test_training_writes_checkpoints_logs_and_evaluates(dataset, tmp_path):
+    assert run(dataset, tmp_path, "--epochs", "2") == 0
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert ckpt["state"]["step"] == 12  # 24 images / 4 classes = 6 steps per epoch
+    assert ckpt["size"] == 32 and ckpt["model_config"]["num_classes"] == 6
+    assert ckpt["renderer"] == {"placeholder": True, "size": 32}
+    assert (tmp_path / "best.pt").exists()
+    evals = [json.loads(x) for x in (tmp_path / "eval_log.jsonl").read_text().splitlines()]
+    assert len(evals) == 2 and {"text_r1", "audio_r1", "image_r1"} <= set(evals[0])
+    assert (tmp_path / "train_log.jsonl").read_text().strip()
+    assert not list(tmp_path.glob("*.tmp*")), "temporary checkpoint files must be renamed away"
+
+
+def test_a_stopped_run_resumes_where_it_stopped_and_matches_an_unbroken_run(dataset, tmp_path):
+    broken, whole = tmp_path / "broken", tmp_path / "whole"
+    common = ("--epochs", "1.5", "--aug", "0", "--no-eval")
+    assert run(dataset, broken, *common, "--max-steps", "4") == 0
+    assert torch.load(broken / "last.pt", weights_only=False)["state"]["step"] == 4
+    assert run(dataset, broken, *common) == 0
+    assert run(dataset, whole, *common) == 0
+    a = torch.load(broken / "last.pt", weights_only=False)
+    b = torch.load(whole / "last.pt", weights_only=False)
+    assert a["state"]["step"] == b["state"]["step"] == 9
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], atol=1e-5), k
+
+
+def test_init_starts_from_a_local_checkpoint_and_a_missing_one_is_an_error(dataset, tmp_path):
+    assert run(dataset, tmp_path / "a", "--max-steps", "1", "--no-eval") == 0
+    assert (
+        run(
+            dataset,
+            tmp_path / "b",
+            "--max-steps",
+            "1",
+            "--no-eval",
+            "--init",
+            str(tmp_path / "a" / "last.pt"),
+        )
+        == 0
+    )
+    with pytest.raises(SystemExit, match="does not exist"):
+        run(dataset, tmp_path / "c", "--init", str(tmp_path / "nope.pt"))
+
+
+def test_size_must_match_the_rendered_dataset(dataset, tmp_path):
+    with pytest.raises(SystemExit, match="rendered at 32"):
+        run(dataset, tmp_path, "--size", "64")
+
+
+def test_bench_prints_throughput(dataset, tmp_path, capsys):
+    assert run(dataset, tmp_path, "--bench-steps", "2") == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["triples_per_s"] > 0 and out["images_per_s"] == pytest.approx(
+        3 * out["triples_per_s"], rel=0.01
+    )
+    assert not Path(tmp_path / "last.pt").exists()

@@ -1,0 +1,696 @@
+"""``python -m visualbyte_export evaluate``: recall, figures, the "I don't know" threshold and the
+model card.
+
+Queries are the held-out eval split (voices, font, image style and photos the model never trained
+on); the
+gallery — the robot's image memory — is the eval images. Recall@k counts a query as answered when
+one of the
+top-k gallery images has the query's class. Image→image leaves the query itself out of the gallery.
+
+The threshold is calibrated on best-match scores: words that are not classes (``neg_text``,
+``neg_audio``)
+should score below it, true held-out text/audio queries above it. It is written into the ONNX
+metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import IMAGENET_MEAN, IMAGENET_STD
+
+MODALITIES = ("image", "text", "audio")
+CONTRACT_KEY = "visualbyte.contract"
+
+
+# -------------------------------------------------------------------------------- embedding
+def normalise_pixels(pixels: np.ndarray) -> np.ndarray:
+    """uint8 ``[N, S, S, 3]`` → float32 ``[N, 3, S, S]`` with ``(p / 255 - mean) / std``
+    (CONTRACT.md)."""
+    x = pixels.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    mean = np.asarray(IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(IMAGENET_STD, np.float32).reshape(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def embed_arrays(
+    fn: Callable, arr: np.ndarray, idx: np.ndarray | None, device, batch: int = 128
+) -> np.ndarray:
+    """Embed rows ``idx`` of a uint8 array with a torch function on normalised input."""
+    idx = np.arange(len(arr)) if idx is None else np.asarray(idx)
+    out = []
+    for i in range(0, len(idx), batch):
+        x = torch.from_numpy(normalise_pixels(np.asarray(arr[idx[i : i + batch]]))).to(device)
+        out.append(fn(x).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+class OnnxEmbedder:
+    def __init__(self, path: Path, threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.input = self.sess.get_inputs()[0].name
+
+    def __call__(self, pixels: np.ndarray, batch: int = 64) -> np.ndarray:
+        out = [
+            self.sess.run(None, {self.input: normalise_pixels(np.asarray(pixels[i : i + batch]))})[
+                0
+            ]
+            for i in range(0, len(pixels), batch)
+        ]
+        return np.concatenate(out).astype(np.float32)
+
+
+class TorchEmbedder:
+    def __init__(self, checkpoint: Path, threads: int = 2) -> None:
+        from .model import load_checkpoint_model
+
+        torch.set_num_threads(threads)
+        self.net, self.ckpt = load_checkpoint_model(checkpoint)
+
+    def __call__(self, pixels: np.ndarray, batch: int = 128) -> np.ndarray:
+        return embed_arrays(self.net.embed, pixels, None, "cpu", batch)
+
+
+def find_runtime_binary() -> Path | None:
+    """The Rust ``visualbyte`` binary: $VISUALBYTE_BIN, else the shared target dir (release,
+    then debug)."""
+    import os
+
+    env = os.environ.get("VISUALBYTE_BIN")
+    if env:
+        return Path(env) if Path(env).exists() else None
+    for sub in ("release", "debug"):
+        p = Path("/var/cache/visualbyte/target") / sub / "visualbyte"
+        if p.exists():
+            return p
+    return None
+
+
+class RuntimeEmbedder:
+    """Embeds through the Rust runtime: ``visualbyte embed --model M --input IN.u8 -o OUT.f32``."""
+
+    def __init__(self, model: Path, binary: Path | None = None) -> None:
+        self.model = Path(model)
+        self.binary = binary or find_runtime_binary()
+        if self.binary is None:
+            raise FileNotFoundError(
+                "visualbyte binary not found: build it (cargo build) or set VISUALBYTE_BIN"
+            )
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        with tempfile.TemporaryDirectory() as td:
+            inp, out = Path(td) / "in.u8", Path(td) / "out.f32"
+            pixels.tofile(inp)
+            cmd = [
+                str(self.binary),
+                "embed",
+                "--model",
+                str(self.model),
+                "--input",
+                str(inp),
+                "-o",
+                str(out),
+            ]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RuntimeError(
+                    f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}"
+                )
+            return np.fromfile(out, dtype="<f4").reshape(len(pixels), -1)
+
+
+# -------------------------------------------------------------------------------- metrics
+def recall_at_k(
+    q: np.ndarray,
+    qy: np.ndarray,
+    g: np.ndarray,
+    gy: np.ndarray,
+    ks: Sequence[int] = (1, 5),
+    exclude_self: bool = False,
+    per_query: bool = False,
+):
+    """Recall@k of queries ``q`` (labels ``qy``) against gallery ``g`` (labels ``gy``), cosine
+    similarity."""
+    sim = q @ g.T
+    if exclude_self:
+        np.fill_diagonal(sim, -np.inf)
+    kmax = min(max(ks), g.shape[0])
+    top = np.argpartition(-sim, kmax - 1, axis=1)[:, :kmax]
+    order = np.take_along_axis(sim, top, axis=1).argsort(axis=1)[:, ::-1]
+    top = np.take_along_axis(top, order, axis=1)
+    hit = gy[top] == qy[:, None]
+    res = {k: hit[:, : min(k, kmax)].any(axis=1) for k in ks}
+    if per_query:
+        return res, top
+    return {k: float(v.mean()) for k, v in res.items()}
+
+
+def best_scores(q: np.ndarray, g: np.ndarray) -> np.ndarray:
+    return (q @ g.T).max(axis=1) if len(q) else np.zeros(0, np.float32)
+
+
+def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> dict:
+    """Threshold maximising the mean of (true queries accepted) and (non-class words rejected)."""
+    cands = np.unique(np.concatenate([pos, neg]))
+    cands = np.concatenate([cands, [cands[-1] + 1e-6]])
+    best = None
+    for t in cands:
+        acc_pos = float((pos >= t).mean())
+        rej_neg = float((neg < t).mean()) if len(neg) else 1.0
+        score = 0.5 * (acc_pos + rej_neg)
+        if best is None or score > best[0]:
+            best = (score, float(t), acc_pos, rej_neg)
+    # Halfway to the next lower score: the same decisions, with a margin on both sides.
+    score, t, acc_pos, rej_neg = best
+    below = cands[cands < t]
+    if len(below):
+        t = 0.5 * (t + float(below[-1]))
+    return {
+        "threshold": round(float(t), 4),
+        "true_accepted": acc_pos,
+        "unknown_rejected": rej_neg,
+        "balanced_accuracy": score,
+        "n_true": int(len(pos)),
+        "n_unknown": int(len(neg)),
+    }
+
+
+# -------------------------------------------------------------------------------- ONNX metadata
+def read_contract(model: Path) -> dict:
+    import onnx
+
+    m = onnx.load(str(model), load_external_data=False)
+    for p in m.metadata_props:
+        if p.key == CONTRACT_KEY:
+            return json.loads(p.value)
+    raise KeyError(f"{model} has no {CONTRACT_KEY} metadata")
+
+
+def write_metadata(model: Path, updates: dict[str, str]) -> None:
+    """Set metadata_props keys in place (temp file + rename)."""
+    import onnx
+
+    m = onnx.load(str(model))
+    props = {p.key: p.value for p in m.metadata_props}
+    props.update(updates)
+    del m.metadata_props[:]
+    for k, v in props.items():
+        m.metadata_props.add(key=k, value=v)
+    tmp = Path(str(model) + ".tmp")
+    onnx.save(m, str(tmp))
+    tmp.replace(model)
+
+
+def set_threshold(model: Path, threshold: float | None) -> None:
+    c = read_contract(model)
+    c["threshold"] = None if threshold is None else round(float(threshold), 4)
+    write_metadata(model, {CONTRACT_KEY: json.dumps(c)})
+
+
+# -------------------------------------------------------------------------------- figures
+def _img(ax, pix, title=None, color="black"):
+    ax.imshow(pix)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7, color=color)
+
+
+def figure_retrieval_grid(path, ev, emb, names, classes_shown, k=3):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 3 * (1 + k)
+    fig, axes = plt.subplots(
+        len(classes_shown), cols, figsize=(cols * 1.1, len(classes_shown) * 1.25)
+    )
+    axes = np.atleast_2d(axes)
+    g, gy = emb["image"], ev["y"]["image"]
+    for r, c in enumerate(classes_shown):
+        for j, m in enumerate(MODALITIES[1:] + ("image",)):
+            qi = np.flatnonzero(ev["y"][m] == c)
+            col0 = j * (1 + k)
+            if len(qi) == 0:
+                for a in axes[r, col0 : col0 + 1 + k]:
+                    a.axis("off")
+                continue
+            q = qi[0]
+            sim = emb[m][q] @ g.T
+            if m == "image":
+                sim[q] = -np.inf
+            top = np.argsort(-sim)[:k]
+            _img(
+                axes[r, col0], ev["x"][m][q], f"{m}: {names[c]}" if r == 0 or True else None, "navy"
+            )
+            for t, gi in enumerate(top):
+                ok = gy[gi] == c
+                _img(
+                    axes[r, col0 + 1 + t],
+                    ev["x"]["image"][gi],
+                    f"{sim[gi]:.2f}",
+                    "green" if ok else "red",
+                )
+    fig.suptitle(
+        "query (text | audio | image) → top images from memory (green = right class)", fontsize=9
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure_tsne(path, emb, ys, names, classes_shown, per_class=6, seed=0):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    rng = np.random.default_rng(seed)
+    pts, lab, mod = [], [], []
+    for m in MODALITIES:
+        for c in classes_shown:
+            idx = np.flatnonzero(ys[m] == c)
+            idx = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else idx
+            pts.append(emb[m][idx])
+            lab += [c] * len(idx)
+            mod += [m] * len(idx)
+    x = np.concatenate(pts)
+    z = TSNE(
+        n_components=2, perplexity=min(30, max(5, len(x) // 4)), random_state=seed, init="pca"
+    ).fit_transform(x)
+    lab, mod = np.array(lab), np.array(mod)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    cmap = plt.get_cmap("tab20")
+    markers = {"image": "o", "text": "s", "audio": "^"}
+    for ci, c in enumerate(classes_shown):
+        for m in MODALITIES:
+            sel = (lab == c) & (mod == m)
+            ax.scatter(
+                z[sel, 0],
+                z[sel, 1],
+                s=22,
+                marker=markers[m],
+                color=cmap(ci % 20),
+                label=names[c] if m == "image" else None,
+                alpha=0.8,
+            )
+    ax.legend(fontsize=6, ncol=2, loc="best", markerscale=0.8)
+    ax.set_title("t-SNE of embeddings: ● image  ■ text  ▲ audio, colour = class", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure_similarity(path, emb, ys, names, classes_shown):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def centroid(m, c):
+        v = emb[m][ys[m] == c].mean(axis=0)
+        return v / max(np.linalg.norm(v), 1e-12)
+
+    t = np.stack([centroid("text", c) for c in classes_shown])
+    im = np.stack([centroid("image", c) for c in classes_shown])
+    sim = t @ im.T
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    h = ax.imshow(sim, cmap="viridis")
+    labels = [names[c] for c in classes_shown]
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    ax.set_xlabel("image (class mean)")
+    ax.set_ylabel("text query (class mean)")
+    fig.colorbar(h, ax=ax, fraction=0.046)
+    ax.set_title("text-to-image cosine similarity", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -------------------------------------------------------------------------------- model card
+def _training_info(model: Path, checkpoint: Path | None) -> dict:
+    info = {}
+    if model.suffix == ".onnx":
+        import onnx
+
+        m = onnx.load(str(model), load_external_data=False)
+        for p in m.metadata_props:
+            if p.key == "visualbyte.training":
+                info = json.loads(p.value)
+    if checkpoint is not None and checkpoint.exists():
+        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        info.update(args=ck.get("args"), step=ck.get("state", {}).get("step"))
+        info["history"] = ck.get("state", {}).get("history", [])
+    return info
+
+
+def write_model_card(
+    path: Path, res: dict, meta: dict, model: Path, checkpoint: Path | None, data: Path
+) -> None:
+    """models/MODEL_CARD.md: data, recipe, input size, numbers, threshold, known weaknesses."""
+    info = _training_info(model, checkpoint)
+    args = info.get("args") or {}
+    contract = read_contract(model) if model.suffix == ".onnx" else {}
+    size = contract.get("input", {}).get("size") or meta.get("size")
+    dim = contract.get("embedding", {}).get("dim", "?")
+    groups: dict[str, int] = {}
+    for c in meta["classes"]:
+        groups[c.get("group", "-")] = groups.get(c.get("group", "-"), 0) + 1
+    nan = float("nan")
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [
+        "# VisualByte model card",
+        "",
+        f"- **Model**: `{model.name}`, id `{contract.get('model_id', '?')}`, "
+        f"{model.stat().st_size / 1e6:.1f} MB; card written by "
+        f"`python -m visualbyte_export evaluate` on {stamp}.",
+        f"- **Architecture**: timm `{args.get('arch', '?')}` (random init, no pretrained weights)"
+        " → "
+        f"Linear·GELU·Linear projector → L2 norm, embedding {dim}-d. One network for photos, "
+        "rendered text and log-mel spectrogram images.",
+        f"- **Input**: {size}×{size} RGB, ImageNet mean/std (docs/CONTRACT.md). {size} px keeps a "
+        "rendered word and the 80 mel rows legible while training fits two CPU cores and a query "
+        "embeds in milliseconds on the device; cost grows with the square of the size.",
+        "",
+        "## Data",
+        f"Dataset `{data}` (seed {meta.get('seed')}): {len(meta['classes'])} classes ("
+        + ", ".join(f"{k}: {v}" for k, v in sorted(groups.items()))
+        + ").",
+        "",
+        "```json",
+        json.dumps(meta.get("splits"), indent=1, ensure_ascii=False)[:3000],
+        "```",
+        "",
+        "## Recipe",
+        "",
+    ]
+    keys = (
+        "arch", "epochs", "steps_per_epoch", "batch_classes", "lr_backbone", "lr_head",
+        "weight_decay", "warmup_steps", "audio_lambda", "no_ce_audio", "curriculum_epochs",
+        "align_start", "aug", "embed_dim", "seed",
+    )  # fmt: skip
+    if args:
+        lines += ["| setting | value |", "|---|---|"]
+        lines += [f"| {k} | {args[k]} |" for k in keys if k in args]
+        lines.append(f"| steps trained | {info.get('step')} |")
+    lines += [
+        "",
+        "Loss: cross-entropy (cosine classifier) on image, text and audio + CLIP(image↔text) + "
+        "λ·(CLIP(audio↔image) + CLIP(audio↔text)), learnable logit scale from ln(1/0.07); "
+        "class-balanced batches (distinct classes, one image/text/audio triple each); AdamW with "
+        "separate backbone/head learning rates, warm-up then cosine. Augmentation on the batch: "
+        "crop/flip/colour for photos, shift/scale/rotation for text, time shift/stretch and "
+        "frequency/time masks for audio.",
+        "",
+        "## Numbers (held-out eval split)",
+        f"Backend: {res['backend']}. Gallery = the eval images; image→image leaves the query out.",
+        "",
+        "| query → image | R@1 | R@5 | queries |",
+        "|---|---|---|---|",
+    ]
+    for k, v in res["overall"].items():
+        lines.append(f"| {k.split('->')[0]} | {v['R@1']:.3f} | {v['R@5']:.3f} | {v['n']} |")
+    n_cls = len(meta["classes"])
+    lines += ["", f"Chance R@1 ≈ {1 / max(1, n_cls):.3f} ({n_cls} classes)."]
+    for group, rows in (res.get("by_group") or {}).items():
+        lines += [
+            "",
+            f"By {group}:",
+            "",
+            "| query | subset | R@1 | R@5 | n |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['modality']} | {r['subset']} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['n']} |"
+            for r in rows
+        ]
+    if res.get("variants"):
+        lines += [
+            "",
+            "### Compressed weights",
+            "",
+            "| file | MB | max abs diff | text R@1 | audio R@1 | image R@1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, v in res["variants"].items():
+            vo = v["overall"]
+            lines.append(
+                f"| {Path(name).name} | {v['bytes'] / 1e6:.1f} | "
+                f"{v['max_abs_diff_vs_model']:.2e} | "
+                f"{vo['text->image']['R@1']:.3f} | {vo['audio->image']['R@1']:.3f} | "
+                f"{vo['image->image']['R@1']:.3f} |"
+            )
+    cal = res["threshold"]
+    lines += [
+        "",
+        '## "I don\'t know" threshold',
+        f"Threshold **{cal['threshold']}** (stored in the ONNX metadata): a best-match cosine to "
+        'the gallery below it is answered "not in memory". Chosen to maximise the mean of:',
+        "",
+        f"- true held-out text/audio queries accepted: {cal['true_accepted']:.3f} (typed "
+        f"{cal.get('text_true_accepted', nan):.3f}, spoken "
+        f"{cal.get('audio_true_accepted', nan):.3f}; "
+        f"n={cal['n_true']})",
+        f"- words that are not classes rejected: {cal['unknown_rejected']:.3f} (typed "
+        f"{cal.get('text_unknown_rejected', nan):.3f}, spoken "
+        f"{cal.get('audio_unknown_rejected', nan):.3f}; n={cal['n_unknown']})",
+        "",
+        "## Per class (mean R@1 over the three query modalities)",
+        "",
+    ]
+    per = res.get("per_class_named", {})
+    ranked = sorted(per.items(), key=lambda kv: np.mean(list(kv[1].values())))
+    if ranked:
+
+        def fmt(kv):
+            return f"{kv[0]} ({np.mean(list(kv[1].values())):.2f})"
+
+        lines.append("Weakest: " + ", ".join(fmt(kv) for kv in ranked[:10]) + ".")
+        lines.append("")
+        lines.append("Strongest: " + ", ".join(fmt(kv) for kv in ranked[::-1][:10]) + ".")
+        lines.append("")
+        lines.append("Every class: `eval.json` (`per_class_named`).")
+    hist = info.get("history") or []
+    if hist:
+        lines += [
+            "",
+            "## Training curve (eval subset after each epoch)",
+            "",
+            "| epoch | image R@1 | text R@1 | audio R@1 |",
+            "|---|---|---|---|",
+        ]
+        for h in hist[-15:]:
+            lines.append(
+                f"| {h['epoch']:.1f} | {h['image_r1']:.3f} | {h['text_r1']:.3f} | "
+                f"{h['audio_r1']:.3f} |"
+            )
+    lines += [
+        "",
+        "## Figures",
+        "- `figures/retrieval_grid.png`: text, audio, image queries → top images (green = right)",
+        "- `figures/tsne.png`: t-SNE of the three modalities",
+        "- `figures/similarity.png`: text-to-image similarity of class means",
+        "",
+        "## Known weaknesses",
+        "- Trained from random initialisation on two shared CPU cores for a short time: the "
+        "numbers "
+        "above are what that buys, not what the recipe reaches with a longer (GPU) run.",
+        "- Training speech is synthetic (espeak-ng); recorded human speech is not measured here.",
+        "- The threshold is calibrated against the eval gallery; a robot's own memory (its size "
+        "and "
+        "content) shifts best-match scores, so recalibrate on the deployed index when possible.",
+        "- Closed vocabulary: only the classes above; a word that is not a class can still land "
+        "near one.",
+        "",
+        "## Re-create",
+        "```",
+        f"python -m visualbyte_export train --data {info.get('dataset') or 'DATASET'} "
+        f"--name default --arch {args.get('arch', 'ARCH')} --epochs {args.get('epochs', 'E')}",
+        "python -m visualbyte_export export --checkpoint RUN/best.pt --out models/visualbyte.onnx",
+        f"python -m visualbyte_export evaluate --model models/visualbyte.onnx --data {data}",
+        "```",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+# -------------------------------------------------------------------------------- main
+def load_eval(data: Path, limit: int | None, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    ev = {"x": {}, "y": {}}
+    for m in MODALITIES:
+        x = np.load(data / f"eval_{m}.npy", mmap_mode="r")
+        y = np.load(data / f"eval_{m}_y.npy").astype(np.int64)
+        idx = np.arange(len(y))
+        if limit and len(y) > limit:
+            idx = np.sort(rng.choice(len(y), size=limit, replace=False))
+        ev["x"][m], ev["y"][m] = np.asarray(x[idx]), y[idx]
+    for m in ("text", "audio"):
+        p = data / f"neg_{m}.npy"
+        ev["x"][f"neg_{m}"] = np.asarray(np.load(p, mmap_mode="r")) if p.exists() else None
+    return ev
+
+
+def evaluate_embeddings(emb: dict, ev: dict, num_classes: int) -> dict:
+    res = {"overall": {}, "per_class": {}}
+    per_query = {}
+    for m in MODALITIES:
+        hits, _ = recall_at_k(
+            emb[m],
+            ev["y"][m],
+            emb["image"],
+            ev["y"]["image"],
+            (1, 5),
+            exclude_self=(m == "image"),
+            per_query=True,
+        )
+        per_query[m] = hits
+        res["overall"][f"{m}->image"] = {
+            "R@1": float(hits[1].mean()),
+            "R@5": float(hits[5].mean()),
+            "n": int(len(hits[1])),
+        }
+    for c in range(num_classes):
+        row = {}
+        for m in MODALITIES:
+            sel = ev["y"][m] == c
+            if sel.any():
+                row[f"{m}_R@1"] = float(per_query[m][1][sel].mean())
+        if row:
+            res["per_class"][c] = row
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="visualbyte_export evaluate", description=__doc__.splitlines()[0]
+    )
+    p.add_argument(
+        "--model", required=True, type=Path, help="ONNX model (or a training checkpoint .pt)"
+    )
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument(
+        "--backend", choices=("onnxruntime", "runtime", "torch"), help="default: by model suffix"
+    )
+    p.add_argument(
+        "--limit", type=int, default=3000, help="eval queries per modality (random subset)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("models"), help="figures, eval.json and MODEL_CARD.md"
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="training checkpoint the model came from (recipe for the card)",
+    )
+    p.add_argument(
+        "--variant",
+        type=Path,
+        action="append",
+        default=[],
+        help="another ONNX export of the same checkpoint (e.g. f16 weights): recall reported too",
+    )
+    p.add_argument(
+        "--no-threshold", action="store_true", help="do not write the threshold into the model"
+    )
+    p.add_argument("--no-card", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    meta = json.loads((args.data / "meta.json").read_text())
+    names = [c.get("en", str(c.get("id"))) for c in meta["classes"]]
+    num_classes = len(names)
+    backend = args.backend or ("torch" if args.model.suffix == ".pt" else "onnxruntime")
+    emb_fn = {
+        "onnxruntime": lambda m: OnnxEmbedder(m, args.threads),
+        "runtime": RuntimeEmbedder,
+        "torch": lambda m: TorchEmbedder(m, args.threads),
+    }[backend](args.model)
+    ev = load_eval(args.data, args.limit)
+    t0 = time.time()
+    emb = {m: emb_fn(ev["x"][m]) for m in MODALITIES}
+    neg = {
+        m: emb_fn(ev["x"][f"neg_{m}"])
+        for m in ("text", "audio")
+        if ev["x"].get(f"neg_{m}") is not None
+    }
+    n_emb = sum(len(v) for v in emb.values()) + sum(len(v) for v in neg.values())
+    embed_s = time.time() - t0
+    res = evaluate_embeddings(emb, ev, num_classes)
+    res["backend"] = backend
+    res["embed_images_per_s"] = round(n_emb / max(embed_s, 1e-9), 1)
+
+    g = emb["image"]
+    pos = np.concatenate([best_scores(emb["text"], g), best_scores(emb["audio"], g)])
+    negs = (
+        np.concatenate([best_scores(v, g) for v in neg.values()])
+        if neg
+        else np.zeros(0, np.float32)
+    )
+    cal = calibrate_threshold(pos, negs)
+    for m in ("text", "audio"):
+        t = cal["threshold"]
+        cal[f"{m}_true_accepted"] = float((best_scores(emb[m], g) >= t).mean())
+        if m in neg:
+            cal[f"{m}_unknown_rejected"] = float((best_scores(neg[m], g) < t).mean())
+    res["threshold"] = cal
+
+    res["variants"] = {}
+    for v in args.variant:
+        ve = OnnxEmbedder(v, args.threads)
+        vemb = {m: ve(ev["x"][m]) for m in MODALITIES}
+        vres = evaluate_embeddings(vemb, ev, num_classes)
+        drift = max(float(np.abs(vemb[m] - emb[m]).max()) for m in MODALITIES)
+        res["variants"][str(v)] = {
+            "overall": vres["overall"],
+            "max_abs_diff_vs_model": drift,
+            "bytes": v.stat().st_size,
+        }
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    fig_dir = args.out / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    present = [c for c in range(num_classes) if all((ev["y"][m] == c).any() for m in MODALITIES)]
+    rng = np.random.default_rng(1)
+    shown = sorted(rng.choice(present, size=min(20, len(present)), replace=False).tolist())
+    figure_retrieval_grid(fig_dir / "retrieval_grid.png", ev, emb, names, shown[:8])
+    figure_tsne(fig_dir / "tsne.png", emb, ev["y"], names, shown[:12])
+    figure_similarity(fig_dir / "similarity.png", emb, ev["y"], names, shown)
+
+    if args.model.suffix == ".onnx" and not args.no_threshold:
+        set_threshold(args.model, cal["threshold"])
+        for v in args.variant:
+            set_threshold(v, cal["threshold"])
+    res["per_class_named"] = {names[c]: v for c, v in res.pop("per_class").items()}
+    (args.out / "eval.json").write_text(json.dumps(res, indent=1))
+    if not args.no_card:
+        write_model_card(
+            args.out / "MODEL_CARD.md", res, meta, args.model, args.checkpoint, args.data
+        )
+    o = res["overall"]
+    print(json.dumps({k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in o.items()}))
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in cal.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

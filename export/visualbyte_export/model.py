@@ -1,0 +1,157 @@
+"""VisualByteNet: one ConvNeXt for every modality, a projector to the shared embedding, a classifier
+head.
+
+The network sees what the device sees: ``float32 [B, 3, S, S]`` NCHW, ``x = (pixel / 255 - mean[c])
+/ std[c]``
+(docs/CONTRACT.md). Training keeps rendered data as ``uint8 [B, S, S, 3]`` and converts with
+:func:`pixels_to_input`, the same formula the runtime applies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+ARCHS = ("convnext_atto", "convnext_femto", "convnext_pico", "convnext_nano", "convnext_tiny")
+DEFAULT_EMBED_DIM = 512
+CLIP_INIT_SCALE = math.log(1 / 0.07)
+CLASSIFIER_SCALE = 16.0
+
+
+def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
+    """``uint8 [B, S, S, 3]`` (NHWC) → normalised ``float32 [B, 3, S, S]`` exactly as
+    CONTRACT.md says."""
+    if pixels.dim() != 4 or pixels.shape[-1] != 3:
+        raise ValueError(f"expected [B, S, S, 3] pixels, got {tuple(pixels.shape)}")
+    x = pixels.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def create_backbone(
+    arch: str, backbone_kwargs: dict | None = None, drop_path_rate: float = 0.0
+) -> nn.Module:
+    """A randomly initialised timm ConvNeXt without its classifier (pooled features out)."""
+    if not arch.startswith("convnext"):
+        raise ValueError(f"unsupported arch {arch!r}: any timm convnext (e.g. {', '.join(ARCHS)})")
+    kwargs = dict(backbone_kwargs or {})
+    return timm.create_model(
+        arch, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate, **kwargs
+    )
+
+
+class VisualByteNet(nn.Module):
+    """ConvNeXt → Linear·GELU·Linear projector → L2 norm, plus a cosine classifier on the
+    embedding."""
+
+    def __init__(
+        self,
+        arch: str = "convnext_tiny",
+        num_classes: int = 0,
+        embed_dim: int = DEFAULT_EMBED_DIM,
+        backbone_kwargs: dict | None = None,
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.arch = arch
+        self.embed_dim = embed_dim
+        self.backbone_kwargs = dict(backbone_kwargs or {})
+        self.backbone = create_backbone(arch, self.backbone_kwargs, drop_path_rate)
+        feat = self.backbone.num_features
+        self.projector = nn.Sequential(
+            nn.Linear(feat, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim)
+        )
+        # Cosine classifier: class weights live on the same sphere as the embeddings, so the class
+        # prototypes pull image, text and audio of one class to one place, which is what
+        # retrieval needs.
+        self.classifier = nn.Linear(embed_dim, num_classes, bias=False) if num_classes > 0 else None
+        self.logit_scale = nn.Parameter(torch.tensor(CLIP_INIT_SCALE, dtype=torch.float32))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised input ``[B, 3, S, S]`` → L2-normalised embedding ``[B, D]``."""
+        return F.normalize(self.projector(self.backbone(x)), dim=-1)
+
+    def classify(self, emb: torch.Tensor) -> torch.Tensor:
+        if self.classifier is None:
+            raise RuntimeError("model has no classifier head (num_classes=0)")
+        w = F.normalize(self.classifier.weight, dim=-1)
+        return CLASSIFIER_SCALE * emb @ w.t()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(x)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        params = list(self.projector.parameters()) + [self.logit_scale]
+        if self.classifier is not None:
+            params += list(self.classifier.parameters())
+        return params
+
+    def config(self) -> dict:
+        return {
+            "arch": self.arch,
+            "embed_dim": self.embed_dim,
+            "num_classes": 0 if self.classifier is None else self.classifier.out_features,
+            "backbone_kwargs": self.backbone_kwargs,
+        }
+
+
+class EmbeddingOnly(nn.Module):
+    """What ships: normalised image in, normalised embedding out (no classifier, no logit scale)."""
+
+    def __init__(self, net: VisualByteNet) -> None:
+        super().__init__()
+        self.backbone = net.backbone
+        self.projector = net.projector
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        z = self.projector(self.backbone(image))
+        # Written out instead of F.normalize so the exported graph is a handful of basic ops.
+        return z / torch.sqrt(torch.sum(z * z, dim=-1, keepdim=True).clamp_min(1e-12))
+
+
+def build_from_config(cfg: dict) -> VisualByteNet:
+    return VisualByteNet(
+        arch=cfg["arch"],
+        num_classes=int(cfg.get("num_classes", 0)),
+        embed_dim=int(cfg.get("embed_dim", DEFAULT_EMBED_DIM)),
+        backbone_kwargs=cfg.get("backbone_kwargs") or {},
+    )
+
+
+def load_checkpoint_model(path, map_location="cpu") -> tuple[VisualByteNet, dict]:
+    """Load a training checkpoint (``train`` writes them) → (model in eval mode, checkpoint
+    dict)."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    net = build_from_config(ckpt["model_config"])
+    net.load_state_dict(ckpt["model"])
+    net.eval()
+    return net, ckpt
+
+
+def load_init_weights(net: VisualByteNet, path) -> tuple[list[str], list[str]]:
+    """``--init``: load a local checkpoint (ours, or a plain timm/ConvNeXt state dict) where
+    shapes agree."""
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    state = obj.get("model", obj.get("state_dict", obj)) if isinstance(obj, dict) else obj
+    own = net.state_dict()
+    loaded, skipped = [], []
+    mapped = {}
+    for k, v in state.items():
+        for cand in (k, "backbone." + k):
+            if cand in own and own[cand].shape == v.shape:
+                mapped[cand] = v
+                loaded.append(cand)
+                break
+        else:
+            skipped.append(k)
+    own.update(mapped)
+    net.load_state_dict(own)
+    return loaded, skipped

@@ -1,0 +1,544 @@
+"""``python -m visualbyte_export train``: train VisualByteNet on a rendered dataset.
+
+Single process (CPU or one GPU) or ``torchrun --nproc_per_node N -m visualbyte_export train ...``
+(DistributedDataParallel: gloo on CPU, nccl on GPU). Checkpoints are written to a temporary file and
+renamed,
+so a run killed at any moment resumes from its last checkpoint: run the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import LossWeights, curriculum_weights, visualbyte_loss
+from .model import IMAGENET_MEAN, IMAGENET_STD, VisualByteNet, load_init_weights
+from .sampler import ClassBalancedTripleSampler
+
+MODALITIES = ("image", "text", "audio")
+DEFAULT_RUNS = Path("/var/cache/visualbyte/runs")
+
+
+# -------------------------------------------------------------------------------- data
+class RenderedSplit:
+    """One split of a dataset directory: ``{split}_{modality}.npy`` uint8 [N,S,S,3] and
+    ``..._y.npy``."""
+
+    def __init__(self, root: Path, split: str, mmap: bool = True) -> None:
+        self.root = Path(root)
+        self.split = split
+        mode = "r" if mmap else None
+        self.x = {m: np.load(self.root / f"{split}_{m}.npy", mmap_mode=mode) for m in MODALITIES}
+        self.y = {m: np.load(self.root / f"{split}_{m}_y.npy").astype(np.int64) for m in MODALITIES}
+        for m in MODALITIES:
+            if len(self.x[m]) != len(self.y[m]):
+                raise ValueError(
+                    f"{split}_{m}: {len(self.x[m])} samples but {len(self.y[m])} labels"
+                )
+        self.size = int(self.x["image"].shape[1])
+
+
+def load_meta(root: Path) -> dict:
+    return json.loads((Path(root) / "meta.json").read_text())
+
+
+def gather_rows(arr: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+    order = np.argsort(idx, kind="stable")
+    rows = np.asarray(arr[idx[order]])  # sorted reads are kind to memory-mapped files
+    out = np.empty_like(rows)
+    out[order] = rows
+    return torch.from_numpy(out)
+
+
+# -------------------------------------------------------------------------------- augmentation
+def _affine(x: torch.Tensor, sx, sy, tx, ty, rot=None) -> torch.Tensor:
+    n = x.shape[0]
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+    if rot is None:
+        theta[:, 0, 0], theta[:, 1, 1] = sx, sy
+    else:
+        c, s = torch.cos(rot), torch.sin(rot)
+        theta[:, 0, 0], theta[:, 0, 1] = sx * c, -sx * s
+        theta[:, 1, 0], theta[:, 1, 1] = sy * s, sy * c
+    theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _u(n, lo, hi, g, device):
+    return (
+        torch.empty(n, device=device).uniform_(lo, hi, generator=g)
+        if g is not None
+        else (torch.empty(n, device=device).uniform_(lo, hi))
+    )
+
+
+def augment(x: torch.Tensor, modality: str, strength: float = 1.0, generator=None) -> torch.Tensor:
+    """Random train-time changes on a float ``[B, 3, S, S]`` batch in [0, 1] (before
+    normalisation)."""
+    if strength <= 0:
+        return x
+    n, dev, g = x.shape[0], x.device, generator
+    s = strength
+    if modality == "image":
+        zoom = _u(n, 1 - 0.35 * s, 1.0, g, dev)  # grid scale < 1 = crop of 65..100 % of the side
+        aspect = torch.exp(_u(n, -0.15 * s, 0.15 * s, g, dev))
+        flip = torch.where(_u(n, 0, 1, g, dev) < 0.5, -1.0, 1.0)
+        sx, sy = zoom * aspect.sqrt() * flip, zoom / aspect.sqrt()
+        tx, ty = (1 - zoom) * _u(n, -1, 1, g, dev), (1 - zoom) * _u(n, -1, 1, g, dev)
+        x = _affine(x, sx, sy, tx, ty)
+        b = _u(n, -0.25 * s, 0.25 * s, g, dev).view(n, 1, 1, 1)
+        c = _u(n, 1 - 0.3 * s, 1 + 0.3 * s, g, dev).view(n, 1, 1, 1)
+        sat = _u(n, 1 - 0.4 * s, 1 + 0.4 * s, g, dev).view(n, 1, 1, 1)
+        grey = x.mean(dim=1, keepdim=True)
+        x = grey + (x - grey) * sat
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * c + mean + b
+    elif modality == "text":
+        zoom = _u(n, 1 - 0.1 * s, 1 + 0.25 * s, g, dev)  # > 1 shrinks the word
+        tx, ty = _u(n, -0.12 * s, 0.12 * s, g, dev), _u(n, -0.12 * s, 0.12 * s, g, dev)
+        rot = _u(n, -0.07 * s, 0.07 * s, g, dev)
+        x = _affine(x, zoom, zoom, tx, ty, rot)
+    elif modality == "audio":
+        # Time only: shift and slight stretch; frequency rows keep their meaning.
+        sx = _u(n, 1 - 0.1 * s, 1 + 0.1 * s, g, dev)
+        tx = _u(n, -0.1 * s, 0.1 * s, g, dev)
+        x = _affine(x, sx, torch.ones(n, device=dev), tx, torch.zeros(n, device=dev))
+        S = x.shape[-1]
+        fill = x.amin(dim=(1, 2, 3), keepdim=True)
+        rows = torch.arange(S, device=dev).view(1, S)
+        for axis in (2, 3):  # one frequency band and one time band, each on half the clips
+            width = (_u(n, 0, 0.12 * s, g, dev) * S).long().view(n, 1)
+            start = (_u(n, 0, 1, g, dev) * S).long().view(n, 1)
+            on = (_u(n, 0, 1, g, dev) < 0.5).view(n, 1)
+            band = ((rows >= start) & (rows < start + width) & on).to(x.dtype)
+            band = band.view(n, 1, S, 1) if axis == 2 else band.view(n, 1, 1, S)
+            x = x * (1 - band) + fill * band
+    else:
+        raise ValueError(modality)
+    return x.clamp(0, 1)
+
+
+def to_input(
+    pixels: torch.Tensor, modality: str | None, aug_strength: float, device
+) -> torch.Tensor:
+    """uint8 NHWC → (augmented) normalised float NCHW, as CONTRACT.md."""
+    x = pixels.to(device).permute(0, 3, 1, 2).float() / 255.0
+    if modality is not None and aug_strength > 0:
+        x = augment(x, modality, aug_strength)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+# -------------------------------------------------------------------------------- model wrapper
+class TrainForward(nn.Module):
+    """The DDP-wrapped module: one forward gives embeddings, class logits and the logit scale."""
+
+    def __init__(self, net: VisualByteNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor):
+        emb = self.net.embed(x)
+        return emb, self.net.classify(emb), self.net.logit_scale
+
+
+def param_groups(net: VisualByteNet, lr_backbone: float, lr_head: float, wd: float) -> list[dict]:
+    groups = {("b", True): [], ("b", False): [], ("h", True): [], ("h", False): []}
+    head_ids = {id(p) for p in net.head_parameters()}
+    for name, p in net.named_parameters():
+        part = "h" if id(p) in head_ids else "b"
+        decay = p.ndim >= 2 and name != "logit_scale"
+        groups[(part, decay)].append(p)
+    out = []
+    for (part, decay), params in groups.items():
+        if params:
+            lr = lr_head if part == "h" else lr_backbone
+            out.append(
+                {"params": params, "lr": lr, "base_lr": lr, "weight_decay": wd if decay else 0.0}
+            )
+    return out
+
+
+def lr_factor(step: int, total: int, warmup: int, floor: float) -> float:
+    """Linear warm-up, then cosine from 1 to ``floor``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+# -------------------------------------------------------------------------------- checkpoints
+def atomic_save(obj, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="visualbyte_export train", description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, type=Path, help="dataset directory (meta.json + *.npy)")
+    p.add_argument(
+        "--name", default="default", help="run name: checkpoints in /var/cache/visualbyte/runs/NAME"
+    )
+    p.add_argument("--run-dir", type=Path, help="explicit run directory (overrides --name)")
+    p.add_argument(
+        "--arch", default="convnext_tiny", help="any timm convnext (atto/femto/pico/nano/tiny)"
+    )
+    p.add_argument("--size", type=int, help="input size; must equal the dataset's rendered size")
+    p.add_argument("--embed-dim", type=int, default=512)
+    p.add_argument(
+        "--backbone-kwargs", default="{}", help="JSON overrides for timm (tests: depths, dims)"
+    )
+    p.add_argument(
+        "--init", type=Path, help="local checkpoint to start from (ours or a timm state dict)"
+    )
+    p.add_argument("--epochs", type=float, default=30)
+    p.add_argument(
+        "--steps-per-epoch", type=int, help="default: ceil(train images / batch classes)"
+    )
+    p.add_argument(
+        "--batch-classes", type=int, default=32, help="distinct classes per global batch"
+    )
+    p.add_argument("--lr-backbone", type=float, default=2e-3)
+    p.add_argument("--lr-head", type=float, default=4e-3)
+    p.add_argument(
+        "--lr-floor", type=float, default=0.01, help="final lr as a fraction of the peak"
+    )
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--audio-lambda", type=float, default=1.0, help="λ of the audio CLIP terms")
+    p.add_argument(
+        "--no-ce-audio", action="store_true", help="leave audio out of the classification loss"
+    )
+    p.add_argument(
+        "--curriculum-epochs",
+        type=float,
+        default=0.0,
+        help="classification-led epochs: alignment weight ramps from --align-start to 1",
+    )
+    p.add_argument("--align-start", type=float, default=0.1)
+    p.add_argument("--aug", type=float, default=1.0, help="augmentation strength (0 = off)")
+    p.add_argument("--drop-path", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (GPU)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument(
+        "--ckpt-minutes", type=float, default=5.0, help="write last.pt at least this often"
+    )
+    p.add_argument(
+        "--eval-limit", type=int, default=1000, help="eval queries per modality after each epoch"
+    )
+    p.add_argument("--no-eval", action="store_true")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long")
+    p.add_argument(
+        "--max-steps", type=int, help="stop (with a checkpoint) after this many steps in total"
+    )
+    p.add_argument(
+        "--bench-steps", type=int, help="time this many steps after 2 warm-up ones, print, exit"
+    )
+    p.add_argument(
+        "--no-resume", action="store_true", help="ignore an existing last.pt (starts over)"
+    )
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--dump-grads", type=Path, help=argparse.SUPPRESS
+    )  # tests: gradients of step 1, then exit
+    return p
+
+
+def _dist_setup(device_arg: str):
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() if device_arg == "auto" else device_arg.startswith("cuda")
+    device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return world, rank, device
+
+
+def quick_eval(net: VisualByteNet, ev: RenderedSplit, device, limit: int, batch: int = 128) -> dict:
+    from .evaluate import embed_arrays, recall_at_k
+
+    net.eval()
+    rng = np.random.default_rng(0)
+    emb, ys = {}, {}
+    for m in MODALITIES:
+        n = len(ev.y[m])
+        idx = np.sort(rng.choice(n, size=min(n, limit), replace=False))
+        emb[m] = embed_arrays(lambda x: net.embed(x), ev.x[m], idx, device, batch)
+        ys[m] = ev.y[m][idx]
+    out = {}
+    for m in MODALITIES:
+        r = recall_at_k(
+            emb[m], ys[m], emb["image"], ys["image"], (1, 5), exclude_self=(m == "image")
+        )
+        out[f"{m}_r1"], out[f"{m}_r5"] = r[1], r[5]
+    out["mean_r1"] = float(np.mean([out[f"{m}_r1"] for m in MODALITIES]))
+    net.train()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    world, rank, device = _dist_setup(args.device)
+    is_main = rank == 0
+    log = print if is_main else (lambda *a, **k: None)
+
+    meta = load_meta(args.data)
+    train = RenderedSplit(args.data, "train")
+    size = train.size
+    if args.size and args.size != size:
+        raise SystemExit(
+            f"--size {args.size} but {args.data} is rendered at {size} px: render it at {args.size}"
+        )
+    num_classes = len(meta["classes"])
+    run_dir = args.run_dir or (DEFAULT_RUNS / args.name)
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(args.seed)
+    backbone_kwargs = json.loads(args.backbone_kwargs)
+    net = VisualByteNet(args.arch, num_classes, args.embed_dim, backbone_kwargs, args.drop_path).to(
+        device
+    )
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(
+        param_groups(net, args.lr_backbone, args.lr_head, args.weight_decay), betas=(0.9, 0.98)
+    )
+
+    sampler = ClassBalancedTripleSampler(
+        train.y["image"],
+        train.y["text"],
+        train.y["audio"],
+        args.batch_classes,
+        num_classes=num_classes,
+        steps_per_epoch=args.steps_per_epoch,
+        seed=args.seed,
+        rank=rank,
+        world_size=world,
+    )
+    steps_per_epoch = len(sampler)
+    total_steps = max(1, int(round(args.epochs * steps_per_epoch)))
+    state = {"step": 0, "best": -1.0, "history": []}
+
+    last = run_dir / "last.pt"
+    if last.exists() and not args.no_resume and not args.bench_steps:
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        log(f"resumed {last} at step {state['step']} / {total_steps}")
+    elif args.init:
+        if not args.init.exists():
+            raise SystemExit(f"--init {args.init} does not exist")
+        loaded, skipped = load_init_weights(net, args.init)
+        log(f"--init {args.init}: {len(loaded)} tensors loaded, {len(skipped)} skipped")
+
+    module = TrainForward(net)
+    if world > 1:
+        module = nn.parallel.DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    evset = None
+    if (
+        is_main
+        and not args.no_eval
+        and not args.bench_steps
+        and (args.data / "eval_image.npy").exists()
+    ):
+        evset = RenderedSplit(args.data, "eval")
+
+    def checkpoint(kind: str = "last") -> None:
+        if not is_main:
+            return
+        ckpt = {
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "state": state,
+            "model_config": net.config(),
+            "size": size,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "classes": meta["classes"],
+            "renderer": meta.get("renderer"),
+            "dataset": str(args.data),
+            "dataset_seed": meta.get("seed"),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        atomic_save(ckpt, run_dir / f"{kind}.pt")
+
+    weights = LossWeights(audio_lambda=args.audio_lambda, ce_audio=not args.no_ce_audio)
+    b = sampler.local_batch
+    log(
+        f"{args.arch} {size}px, {num_classes} classes, global batch {sampler.batch_classes} "
+        f"triples on {world} rank(s), {steps_per_epoch} steps/epoch, {total_steps} steps, "
+        f"device {device}, run {run_dir}"
+    )
+    t_start = time.time()
+    t_ckpt = time.time()
+    bench_t0 = None
+    net.train()
+    pbar = None
+    if is_main and not args.no_progress:
+        from tqdm import tqdm
+
+        pbar = tqdm(total=total_steps, initial=state["step"], dynamic_ncols=True, file=sys.stderr)
+    stop = False
+    while state["step"] < total_steps and not stop:
+        epoch, in_epoch = divmod(state["step"], steps_per_epoch)
+        sampler.set_epoch(epoch)
+        for rows in sampler.iter_from(in_epoch):
+            step = state["step"]
+            if step >= total_steps:
+                break
+            f = lr_factor(step, total_steps, args.warmup_steps, args.lr_floor)
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * f
+            w_cls, w_align = curriculum_weights(
+                step / steps_per_epoch, args.curriculum_epochs, args.align_start
+            )
+            weights.cls, weights.align = w_cls, w_align
+            labels = torch.from_numpy(rows[:, 0]).to(device)
+            x = torch.cat(
+                [
+                    to_input(gather_rows(train.x[m], rows[:, 1 + i]), m, args.aug, device)
+                    for i, m in enumerate(MODALITIES)
+                ]
+            )
+            if args.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+                emb, logits, scale = module(x)
+            emb, logits = emb.float(), logits.float()
+            e = dict(zip(MODALITIES, emb.split(b), strict=False))
+            lg = dict(zip(MODALITIES, logits.split(b), strict=False))
+            loss, parts = visualbyte_loss(e, lg, labels, scale, weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.dump_grads:
+                if is_main:
+                    torch.save(
+                        {
+                            n: q.grad.detach().clone()
+                            for n, q in net.named_parameters()
+                            if q.grad is not None
+                        },
+                        args.dump_grads,
+                    )
+                stop = True
+                break
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            state["step"] = step + 1
+            if args.bench_steps:
+                if state["step"] == 2:
+                    bench_t0 = time.time()
+                elif state["step"] == 2 + args.bench_steps:
+                    dt = time.time() - bench_t0
+                    tps = args.bench_steps * sampler.batch_classes / dt
+                    log(
+                        json.dumps(
+                            {
+                                "arch": args.arch,
+                                "size": size,
+                                "batch_classes": sampler.batch_classes,
+                                "steps": args.bench_steps,
+                                "seconds": round(dt, 2),
+                                "triples_per_s": round(tps, 2),
+                                "images_per_s": round(3 * tps, 2),
+                            }
+                        )
+                    )
+                    return 0
+                continue
+            if pbar is not None:
+                pbar.update(1)
+                pbar.set_postfix(
+                    loss=f"{parts['loss']:.3f}",
+                    ce_i=f"{parts['ce_image']:.2f}",
+                    clip_ai=f"{parts['clip_ai']:.2f}",
+                    s=f"{float(scale.detach().exp()):.1f}",
+                )
+            if is_main and step % 50 == 0:
+                rec = {
+                    "step": step,
+                    "epoch": round(step / steps_per_epoch, 3),
+                    "lr_factor": round(f, 4),
+                    "w_cls": w_cls,
+                    "w_align": round(w_align, 3),
+                    "scale": float(scale.detach().exp()),
+                    **parts,
+                    "elapsed_s": round(time.time() - t_start, 1),
+                }
+                with open(run_dir / "train_log.jsonl", "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+            out_of_time = (
+                args.max_minutes is not None and time.time() - t_start > 60 * args.max_minutes
+            )
+            out_of_steps = args.max_steps is not None and state["step"] >= args.max_steps
+            if out_of_time or out_of_steps:
+                stop = True
+            if time.time() - t_ckpt > 60 * args.ckpt_minutes or stop:
+                checkpoint()
+                t_ckpt = time.time()
+            if stop:
+                break
+        else:
+            # End of an epoch: measure, keep the best, checkpoint.
+            if evset is not None:
+                metrics = quick_eval(net, evset, device, args.eval_limit)
+                metrics.update(step=state["step"], epoch=state["step"] / steps_per_epoch)
+                state["history"].append(metrics)
+                log(
+                    json.dumps(
+                        {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+                    )
+                )
+                with open(run_dir / "eval_log.jsonl", "a") as fh:
+                    fh.write(json.dumps(metrics) + "\n")
+                if metrics["mean_r1"] > state["best"]:
+                    state["best"] = metrics["mean_r1"]
+                    checkpoint("best")
+            checkpoint()
+            t_ckpt = time.time()
+    if pbar is not None:
+        pbar.close()
+    if not args.dump_grads:
+        checkpoint()
+        if is_main and not (run_dir / "best.pt").exists():
+            checkpoint("best")
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    log(f"done at step {state['step']}: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
