@@ -3,6 +3,7 @@ weights."""
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,13 @@ from visualbyte_export.evaluate import (
     read_contract,
     set_threshold,
 )
-from visualbyte_export.export_onnx import PARITY_TOL, export_checkpoint, finalize, torch_to_onnx
+from visualbyte_export.export_onnx import (
+    PARITY_TOL,
+    export_checkpoint,
+    finalize,
+    renderer_config,
+    torch_to_onnx,
+)
 from visualbyte_export.fixture import (
     FIXTURE_DIM,
     FIXTURE_SIZE,
@@ -160,17 +167,45 @@ def test_export_from_a_training_checkpoint(tmp_path):
     assert CONTRACT_KEY in keys and "visualbyte.training" in keys
 
 
-def test_rust_runtime_matches_torch_and_accepts_the_metadata(tiny_onnx, pixels, tmp_path):
+@pytest.fixture(scope="module")
+def runtime_onnx(tmp_path_factory):
+    """The fixture model with the renderer settings of the built runtime (what it validates)."""
     binary = runtime_binary()
+    out = tmp_path_factory.mktemp("rt") / "tiny.onnx"
+    write_fixture(out, renderer_config(FIXTURE_SIZE, binary=binary))
+    return binary, out
+
+
+def test_rust_runtime_matches_torch(runtime_onnx, pixels, tmp_path):
+    binary, model = runtime_onnx
     ref = torch_embed(build_fixture_net(), pixels)
-    got = RuntimeEmbedder(tiny_onnx, binary)(pixels)
-    assert got.shape == (len(pixels), read_contract(tiny_onnx)["embedding"]["dim"])
+    got = RuntimeEmbedder(model, binary)(pixels)
+    assert got.shape == (len(pixels), FIXTURE_DIM)
     assert np.abs(got - ref).max() <= PARITY_TOL
     # f16 weights load in tract too and stay close.
     f16 = tmp_path / "f16.onnx"
     torch_to_onnx(build_fixture_net(), FIXTURE_SIZE, f16)
-    finalize(f16, "convnext_atto", FIXTURE_SIZE, FIXTURE_DIM, RENDERER, None, "f16")
+    contract = read_contract(model)
+    finalize(f16, "convnext_atto", FIXTURE_SIZE, FIXTURE_DIM, contract["renderer"], None, "f16")
     assert np.abs(RuntimeEmbedder(f16, binary)(pixels) - ref).max() < 5e-3
+
+
+def test_rust_runtime_reads_back_the_metadata_contract(runtime_onnx):
+    binary, model = runtime_onnx
+    set_threshold(model, 0.42)
+    res = subprocess.run(
+        [str(binary), "info", str(model), "--json", "--check"], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    theirs = json.loads(res.stdout)
+    ours = read_contract(model)
+    assert theirs["model_id"] == ours["model_id"]
+    assert theirs["renderer"] == ours["renderer"]
+    assert theirs["input"]["name"] == "image" and theirs["input"]["size"] == FIXTURE_SIZE
+    assert np.allclose(theirs["input"]["mean"], ours["input"]["mean"])
+    assert np.allclose(theirs["input"]["std"], ours["input"]["std"])
+    assert theirs["embedding"] == ours["embedding"]
+    assert theirs["threshold"] == pytest.approx(0.42)
 
 
 def test_committed_fixture_is_consistent():
