@@ -94,3 +94,19 @@ def test_bench_prints_throughput(dataset, tmp_path, capsys):
         3 * out["triples_per_s"], rel=0.01
     )
     assert not Path(tmp_path / "last.pt").exists()
+
+
+def test_a_time_budget_ends_the_schedule_and_measures_the_last_model(dataset, tmp_path):
+    assert run(dataset, tmp_path, "--epochs", "50", "--budget-minutes", "0.002") == 0
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert 1 <= ckpt["state"]["step"] < 300
+    assert ckpt["state"]["train_seconds"] >= 0.12
+    assert (tmp_path / "eval_log.jsonl").read_text().strip()
+    assert (tmp_path / "best.pt").exists()
+
+
+def test_lr_schedule_warms_up_then_decays_with_progress():
+    assert train.lr_factor(0, 0.0, 10, 0.01) == pytest.approx(0.1)
+    assert train.lr_factor(10, 0.0, 10, 0.01) == pytest.approx(1.0)
+    assert train.lr_factor(50, 0.5, 10, 0.01) == pytest.approx(0.505)
+    assert train.lr_factor(99, 1.0, 10, 0.01) == pytest.approx(0.01)

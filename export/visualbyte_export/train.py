@@ -171,11 +171,14 @@ def param_groups(net: VisualByteNet, lr_backbone: float, lr_head: float, wd: flo
     return out
 
 
-def lr_factor(step: int, total: int, warmup: int, floor: float) -> float:
-    """Linear warm-up, then cosine from 1 to ``floor``."""
+def lr_factor(step: int, progress: float, warmup: int, floor: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from 1 to ``floor`` as ``progress`` → 1.
+
+    ``progress``: the fraction of the run done, of its steps or of its time budget.
+    """
     if step < warmup:
         return (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    t = min(1.0, max(0.0, progress))
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
@@ -247,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-limit", type=int, default=1000, help="eval queries per modality after each epoch"
     )
     p.add_argument("--no-eval", action="store_true")
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        help="training time budget over all resumes: the cosine schedule ends when it is spent",
+    )
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long")
     p.add_argument(
         "--max-steps", type=int, help="stop (with a checkpoint) after this many steps in total"
@@ -344,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     steps_per_epoch = len(sampler)
     total_steps = max(1, int(round(args.epochs * steps_per_epoch)))
-    state = {"step": 0, "best": -1.0, "history": []}
+    state = {"step": 0, "best": -1.0, "history": [], "train_seconds": 0.0}
 
     last = run_dir / "last.pt"
     if last.exists() and not args.no_resume and not args.bench_steps:
@@ -352,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
+        state.setdefault("train_seconds", 0.0)
         log(f"resumed {last} at step {state['step']} / {total_steps}")
     elif args.init:
         if not args.init.exists():
@@ -408,14 +417,36 @@ def main(argv: list[str] | None = None) -> int:
 
         pbar = tqdm(total=total_steps, initial=state["step"], dynamic_ncols=True, file=sys.stderr)
     stop = False
-    while state["step"] < total_steps and not stop:
+    budget_s = 60 * args.budget_minutes if args.budget_minutes else None
+
+    def progress() -> float:
+        p = state["step"] / total_steps
+        return max(p, state["train_seconds"] / budget_s) if budget_s else p
+
+    def evaluate_and_keep_best() -> None:
+        if evset is None:
+            return
+        metrics = quick_eval(net, evset, device, args.eval_limit)
+        metrics.update(step=state["step"], epoch=state["step"] / steps_per_epoch)
+        state["history"].append(metrics)
+        log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
+        with open(run_dir / "eval_log.jsonl", "a") as fh:
+            fh.write(json.dumps(metrics) + "\n")
+        if metrics["mean_r1"] > state["best"]:
+            state["best"] = metrics["mean_r1"]
+            checkpoint("best")
+
+    finished = False
+    while not finished and not stop:
         epoch, in_epoch = divmod(state["step"], steps_per_epoch)
         sampler.set_epoch(epoch)
         for rows in sampler.iter_from(in_epoch):
             step = state["step"]
-            if step >= total_steps:
+            if progress() >= 1.0:
+                finished = True
                 break
-            f = lr_factor(step, total_steps, args.warmup_steps, args.lr_floor)
+            t_step = time.time()
+            f = lr_factor(step, progress(), args.warmup_steps, args.lr_floor)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * f
             w_cls, w_align = curriculum_weights(
@@ -454,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             state["step"] = step + 1
+            state["train_seconds"] += time.time() - t_step
             if args.bench_steps:
                 if state["step"] == 2:
                     bench_t0 = time.time()
@@ -493,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
                     "scale": float(scale.detach().exp()),
                     **parts,
                     "elapsed_s": round(time.time() - t_start, 1),
+                    "train_seconds": round(state["train_seconds"], 1),
                 }
                 with open(run_dir / "train_log.jsonl", "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
@@ -509,22 +542,15 @@ def main(argv: list[str] | None = None) -> int:
                 break
         else:
             # End of an epoch: measure, keep the best, checkpoint.
-            if evset is not None:
-                metrics = quick_eval(net, evset, device, args.eval_limit)
-                metrics.update(step=state["step"], epoch=state["step"] / steps_per_epoch)
-                state["history"].append(metrics)
-                log(
-                    json.dumps(
-                        {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
-                    )
-                )
-                with open(run_dir / "eval_log.jsonl", "a") as fh:
-                    fh.write(json.dumps(metrics) + "\n")
-                if metrics["mean_r1"] > state["best"]:
-                    state["best"] = metrics["mean_r1"]
-                    checkpoint("best")
+            evaluate_and_keep_best()
             checkpoint()
             t_ckpt = time.time()
+            finished = progress() >= 1.0
+            continue
+        if finished and not stop:
+            # The run ended inside an epoch (time budget or a fractional epoch): measure it too.
+            evaluate_and_keep_best()
+            checkpoint()
     if pbar is not None:
         pbar.close()
     if not args.dump_grads:
