@@ -543,10 +543,43 @@ def load_eval(data: Path, limit: int | None, seed: int = 0) -> dict:
         if limit and len(y) > limit:
             idx = np.sort(rng.choice(len(y), size=limit, replace=False))
         ev["x"][m], ev["y"][m] = np.asarray(x[idx]), y[idx]
+        rows_path = data / f"eval_{m}_rows.jsonl"
+        if rows_path.exists():
+            rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
+            if len(rows) == len(y):
+                ev.setdefault("rows", {})[m] = [rows[i] for i in idx]
     for m in ("text", "audio"):
         p = data / f"neg_{m}.npy"
         ev["x"][f"neg_{m}"] = np.asarray(np.load(p, mmap_mode="r")) if p.exists() else None
     return ev
+
+
+# What the held-out subsets are called in the builder's ``eval_{modality}_rows.jsonl``.
+GROUP_KEYS = {"image": ("source", "style"), "text": ("lang", "font"), "audio": ("lang", "voice")}
+
+
+def _by_group(ev: dict, per_query: dict) -> dict:
+    out: dict[str, list] = {}
+    for m, keys in GROUP_KEYS.items():
+        rows = ev.get("rows", {}).get(m)
+        if not rows:
+            continue
+        for key in keys:
+            values = np.array([str(r.get(key)) for r in rows])
+            if len(set(values)) < 2 and key != keys[0]:
+                continue
+            for v in sorted(set(values)):
+                sel = values == v
+                out.setdefault(key, []).append(
+                    {
+                        "modality": m,
+                        "subset": v,
+                        "R@1": float(per_query[m][1][sel].mean()),
+                        "R@5": float(per_query[m][5][sel].mean()),
+                        "n": int(sel.sum()),
+                    }
+                )
+    return out
 
 
 def evaluate_embeddings(emb: dict, ev: dict, num_classes: int) -> dict:
@@ -576,6 +609,7 @@ def evaluate_embeddings(emb: dict, ev: dict, num_classes: int) -> dict:
                 row[f"{m}_R@1"] = float(per_query[m][1][sel].mean())
         if row:
             res["per_class"][c] = row
+    res["by_group"] = _by_group(ev, per_query)
     return res
 
 
