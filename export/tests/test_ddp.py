@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from visualbyte_export import train
 from visualbyte_export.fixture import FIXTURE_BACKBONE, write_synthetic_dataset
 
 EXPORT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,29 +44,31 @@ def launch(nproc, *args):
         PYTHONPATH=EXPORT_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""),
         OMP_NUM_THREADS="1",
     )
-    if nproc == 1:
-        cmd = [sys.executable, "-m", "visualbyte_export", "train", *args]
-    else:
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            "-m",
-            "visualbyte_export",
-            "train",
-            *args,
-        ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "visualbyte_export",
+        "train",
+        *args,
+    ]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return res
 
 
-def test_two_ranks_compute_the_single_process_gradient(dataset, tmp_path):
+def test_two_ranks_train_with_the_single_process_gradient_and_checkpoint(dataset, tmp_path):
     common = ["--data", str(dataset), *TINY, "--no-eval"]
-    launch(1, *common, "--run-dir", str(tmp_path / "one"), "--dump-grads", str(tmp_path / "one.pt"))
-    launch(2, *common, "--run-dir", str(tmp_path / "two"), "--dump-grads", str(tmp_path / "two.pt"))
+    # The reference: one process on the whole batch (in this process).
+    assert train.main([*common, "--run-dir", str(tmp_path / "one"), "--max-steps", "1",
+                       "--dump-grads", str(tmp_path / "one.pt")]) == 0  # fmt: skip
+    res = launch(2, *common, "--run-dir", str(tmp_path / "two"), "--max-steps", "2",
+                 "--dump-grads", str(tmp_path / "two.pt"))  # fmt: skip
+    assert "2 rank(s)" in res.stdout
+    assert torch.load(tmp_path / "two" / "last.pt", weights_only=False)["state"]["step"] == 2
     one = torch.load(tmp_path / "one.pt")
     two = torch.load(tmp_path / "two.pt")
     assert one.keys() == two.keys() and "logit_scale" in one
@@ -75,10 +78,3 @@ def test_two_ranks_compute_the_single_process_gradient(dataset, tmp_path):
             k,
             (one[k] - two[k]).abs().max(),
         )
-
-
-def test_a_two_process_run_trains_and_checkpoints(dataset, tmp_path):
-    res = launch(2, "--data", str(dataset), *TINY, "--run-dir", str(tmp_path), "--max-steps", "2")
-    assert "2 rank(s)" in res.stdout
-    ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
-    assert ckpt["state"]["step"] == 2

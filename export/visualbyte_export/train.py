@@ -266,9 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-resume", action="store_true", help="ignore an existing last.pt (starts over)"
     )
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument(
-        "--dump-grads", type=Path, help=argparse.SUPPRESS
-    )  # tests: gradients of step 1, then exit
+    # Tests: the gradients of this process's first step (after DDP's all-reduce) go to this file.
+    p.add_argument("--dump-grads", type=Path, help=argparse.SUPPRESS)
     return p
 
 
@@ -470,18 +469,9 @@ def main(argv: list[str] | None = None) -> int:
             loss, parts = visualbyte_loss(e, lg, labels, scale, weights)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if args.dump_grads:
-                if is_main:
-                    torch.save(
-                        {
-                            n: q.grad.detach().clone()
-                            for n, q in net.named_parameters()
-                            if q.grad is not None
-                        },
-                        args.dump_grads,
-                    )
-                stop = True
-                break
+            if args.dump_grads and is_main and not args.dump_grads.exists():
+                grads = {n: q.grad.detach().clone() for n, q in net.named_parameters()}
+                torch.save({n: g for n, g in grads.items() if g is not None}, args.dump_grads)
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             state["step"] = step + 1
@@ -553,10 +543,9 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint()
     if pbar is not None:
         pbar.close()
-    if not args.dump_grads:
-        checkpoint()
-        if is_main and not (run_dir / "best.pt").exists():
-            checkpoint("best")
+    checkpoint()
+    if is_main and not (run_dir / "best.pt").exists():
+        checkpoint("best")
     if world > 1:
         import torch.distributed as dist
 
