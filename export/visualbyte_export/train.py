@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         f"device {device}, run {run_dir}"
     )
     t_start = time.time()
+    first_step = state["step"]
     t_ckpt = time.time()
     bench_t0 = None
     net.train()
@@ -504,6 +505,16 @@ def main(argv: list[str] | None = None) -> int:
                     ce_i=f"{parts['ce_image']:.2f}",
                     clip_ai=f"{parts['clip_ai']:.2f}",
                     s=f"{float(scale.detach().exp()):.1f}",
+                )
+            if pbar is None and is_main and step % 20 == 0:
+                rate = 3 * sampler.batch_classes * (step + 1 - first_step) / (time.time() - t_start)
+                log(
+                    f"step {step} ({step / steps_per_epoch:.2f} ep, {100 * progress():.1f}%) "
+                    f"loss {parts['loss']:.3f} ce_img {parts['ce_image']:.2f} "
+                    f"ce_txt {parts['ce_text']:.2f} ce_aud {parts.get('ce_audio', 0):.2f} "
+                    f"clip_it {parts['clip_it']:.2f} clip_ai {parts['clip_ai']:.2f} "
+                    f"lr x{f:.3f} {rate:.1f} img/s",
+                    flush=True,
                 )
             if is_main and step % 50 == 0:
                 rec = {
