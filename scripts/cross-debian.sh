@@ -80,17 +80,32 @@ register_binfmt() {
 }
 
 step_install() {
-    local missing
-    missing=$(missing_packages | sort -u | tr '\n' ' ')
-    if [ -n "${missing// /}" ]; then
-        echo "installing: $missing"
-        dpkg --print-foreign-architectures | grep -qx "$deb_arch" || as_root dpkg --add-architecture "$deb_arch"
+    local missing=() added="" host
+    mapfile -t missing < <(missing_packages | sort -u)
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "toolchain for $board already installed"
+    else
+        # The target's std must match the installed compiler exactly: ask apt for that version, so that a
+        # mirror without it fails here, clearly, instead of leaving a std that rustc cannot load.
+        host=$(installed_version rustc-web)
+        if [ -n "$host" ] && ! printf '%s\n' "${missing[@]}" | grep -qx rustc-web; then
+            missing=("${missing[@]/#libstd-rust-web-dev:$deb_arch/libstd-rust-web-dev:$deb_arch=$host}")
+        fi
+        echo "installing: ${missing[*]}"
+        if ! dpkg --print-foreign-architectures | grep -qx "$deb_arch"; then
+            as_root dpkg --add-architecture "$deb_arch"
+            added=1
+        fi
         # A mirror mid-sync can fail one index; what we need is checked by the install itself.
         as_root apt-get update -qq || echo "warning: apt-get update reported errors; trying the install anyway"
-        # shellcheck disable=SC2086
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
-    else
-        echo "toolchain for $board already installed"
+        if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}"; then
+            if [ -n "$added" ]; then # leave apt as it was: a broken $deb_arch index would fail every update
+                as_root dpkg --remove-architecture "$deb_arch" && as_root apt-get update -qq || true
+            fi
+            echo "error: could not install the $board toolchain (see apt's message above)" >&2
+            return 1
+        fi
     fi
     register_binfmt
     echo "$(/usr/bin/rustc --version), std for $triple $(installed_version "libstd-rust-web-dev:$deb_arch")"
