@@ -18,6 +18,7 @@ import hashlib
 import json
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,9 @@ def torch_to_onnx(net: VisualByteNet, size: int, path: Path) -> None:
     wrapper = EmbeddingOnly(net).eval()
     dummy = torch.zeros(1, 3, size, size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The classic exporter is chosen on purpose (plain opset-17 graph that tract reads).
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             wrapper,
             (dummy,),
