@@ -662,8 +662,8 @@ def _case(text: str, rng: np.random.Generator) -> str:
         return text
     if r < 0.8:
         return text[:1].upper() + text[1:]
-    if r < 0.9:
-        return text.title()
+    if r < 0.9:  # Every Word Capitalised (not str.title(): "Where'S")
+        return " ".join(w[:1].upper() + w[1:] for w in text.split(" "))
     return text.upper()
 
 
