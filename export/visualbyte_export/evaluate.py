@@ -364,7 +364,13 @@ def _training_info(model: Path, checkpoint: Path | None) -> dict:
 
 
 def write_model_card(
-    path: Path, res: dict, meta: dict, model: Path, checkpoint: Path | None, data: Path
+    path: Path,
+    res: dict,
+    meta: dict,
+    model: Path,
+    checkpoint: Path | None,
+    data: Path,
+    notes: Path | None = None,
 ) -> None:
     """models/MODEL_CARD.md: data, recipe, input size, numbers, threshold, known weaknesses."""
     info = _training_info(model, checkpoint)
@@ -529,6 +535,8 @@ def write_model_card(
         f"python -m visualbyte_export evaluate --model models/visualbyte.onnx --data {data}",
         "```",
     ]
+    if notes is not None:
+        lines += ["", notes.read_text().rstrip()]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -646,6 +654,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-threshold", action="store_true", help="do not write the threshold into the model"
     )
     p.add_argument("--no-card", action="store_true")
+    p.add_argument(
+        "--notes", type=Path, help="markdown appended to the model card (e.g. measurements)"
+    )
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -718,7 +729,13 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "eval.json").write_text(json.dumps(res, indent=1))
     if not args.no_card:
         write_model_card(
-            args.out / "MODEL_CARD.md", res, meta, args.model, args.checkpoint, args.data
+            args.out / "MODEL_CARD.md",
+            res,
+            meta,
+            args.model,
+            args.checkpoint,
+            args.data,
+            args.notes,
         )
     o = res["overall"]
     print(json.dumps({k: {kk: round(vv, 4) for kk, vv in v.items()} for k, v in o.items()}))
