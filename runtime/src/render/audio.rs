@@ -86,7 +86,14 @@ pub fn decode_wav<R: Read>(reader: R, path: &Path, max_seconds: f32) -> Result<P
             for s in wav.samples::<f32>() {
                 let v = s.map_err(|e| fail(e.to_string()))?;
                 // NaN or infinite samples would poison the spectrogram: treat them as silence.
-                push(if v.is_finite() { v.clamp(-1.0, 1.0) } else { 0.0 }, &mut mono);
+                push(
+                    if v.is_finite() {
+                        v.clamp(-1.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                    &mut mono,
+                );
             }
         }
         hound::SampleFormat::Int => {
@@ -127,8 +134,9 @@ pub fn resample_to(pcm: &Pcm, rate: u32) -> Result<Vec<f32>, RenderError> {
     if pcm.samples.is_empty() {
         return Ok(Vec::new());
     }
-    let mut resampler = Fft::<f32>::new(pcm.rate as usize, rate as usize, 1024, 1, FixedSync::Input)
-        .map_err(|e| err(e.to_string()))?;
+    let mut resampler =
+        Fft::<f32>::new(pcm.rate as usize, rate as usize, 1024, 1, FixedSync::Input)
+            .map_err(|e| err(e.to_string()))?;
     let input = InterleavedSlice::new(&pcm.samples[..], 1, pcm.samples.len())
         .map_err(|e| err(e.to_string()))?;
     let out = resampler
@@ -141,7 +149,10 @@ pub fn resample_to(pcm: &Pcm, rate: u32) -> Result<Vec<f32>, RenderError> {
 mod tests {
     use super::*;
 
-    fn wav_bytes(spec: hound::WavSpec, write: impl FnOnce(&mut hound::WavWriter<&mut Cursor<Vec<u8>>>)) -> Vec<u8> {
+    fn wav_bytes(
+        spec: hound::WavSpec,
+        write: impl FnOnce(&mut hound::WavWriter<&mut Cursor<Vec<u8>>>),
+    ) -> Vec<u8> {
         let mut cursor = Cursor::new(Vec::new());
         {
             let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
@@ -208,7 +219,9 @@ mod tests {
             decode_wav_bytes(&empty, 30.0),
             Err(RenderError::EmptyAudio { .. })
         ));
-        let msg = decode_wav_bytes(b"not a wav at all", 30.0).unwrap_err().to_string();
+        let msg = decode_wav_bytes(b"not a wav at all", 30.0)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("not a WAV file"), "{msg}");
         assert!(decode_wav_bytes(&[], 30.0).is_err());
     }
@@ -241,7 +254,10 @@ mod tests {
         assert!((out.len() as i64 - 16_000).abs() <= 2, "{}", out.len());
         // Count zero crossings in the steady middle: a 440 Hz tone crosses 880 times a second.
         let mid = &out[4000..12000];
-        let crossings = mid.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+        let crossings = mid
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
         assert!((crossings as i64 - 440).abs() <= 2, "{crossings}");
         let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
         assert!((rms - 0.5 / 2f32.sqrt()).abs() < 0.01, "{rms}");
@@ -249,7 +265,14 @@ mod tests {
 
     #[test]
     fn very_short_clips_resample() {
-        let out = resample_to(&Pcm { samples: vec![0.1; 3], rate: 8_000 }, 16_000).unwrap();
+        let out = resample_to(
+            &Pcm {
+                samples: vec![0.1; 3],
+                rate: 8_000,
+            },
+            16_000,
+        )
+        .unwrap();
         assert!(out.len() >= 5 && out.len() <= 7, "{}", out.len());
     }
 }

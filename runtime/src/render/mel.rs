@@ -127,7 +127,10 @@ impl MelSpectrogram {
             max = max.max(*v);
         }
         let lo = max - self.dynamic_range;
-        let values = mel.iter().map(|&v| ((v.max(lo) + 4.0) / 4.0) as f32).collect();
+        let values = mel
+            .iter()
+            .map(|&v| ((v.max(lo) + 4.0) / 4.0) as f32)
+            .collect();
         LogMel {
             n_mels: self.n_mels,
             frames,
@@ -150,36 +153,47 @@ impl LogMel {
         let range = settings.dynamic_range / 4.0;
         // The level of a digital-silence bin, in the scaled units of `values`.
         let silence = ((settings.log_floor as f64).log10() as f32 + 4.0) / 4.0;
-        let clip_max = self.values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let clip_max = self
+            .values
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
         let hi = clip_max.max(silence + range);
         let lo = hi - range;
         let trim = clip_max - settings.trim_db / 40.0;
-        let energy = |t: usize| (0..self.n_mels).map(|m| self.get(m, t)).fold(f32::NEG_INFINITY, f32::max);
+        let energy = |t: usize| {
+            (0..self.n_mels)
+                .map(|m| self.get(m, t))
+                .fold(f32::NEG_INFINITY, f32::max)
+        };
         let active: Vec<usize> = (0..self.frames)
             .filter(|&t| {
                 let e = energy(t);
                 e >= trim && e > lo
             })
             .collect();
+        // The first non-silent frame always lands `pad_frames` columns in, whether the clip had leading
+        // silence or speech from its first sample (then the columns before it are black).
         let (start, end) = match (active.first(), active.last()) {
             (Some(&first), Some(&last)) => (
-                first.saturating_sub(settings.pad_frames),
-                last + 1 + settings.pad_frames,
+                first as i64 - settings.pad_frames as i64,
+                (last + 1 + settings.pad_frames) as i64,
             ),
             _ => (0, 0),
         };
-        let span = (end - start).max(settings.window_frames);
+        let span = ((end - start) as usize).max(settings.window_frames);
         let grey: ImageBuffer<Luma<f32>, Vec<f32>> =
             ImageBuffer::from_fn(span as u32, self.n_mels as u32, |x, y| {
-                let t = start + x as usize;
+                let t = start + x as i64;
                 let m = self.n_mels - 1 - y as usize;
-                if t < self.frames {
-                    Luma([((self.get(m, t) - lo) / range).clamp(0.0, 1.0)])
+                if t >= 0 && (t as usize) < self.frames {
+                    Luma([((self.get(m, t as usize) - lo) / range).clamp(0.0, 1.0)])
                 } else {
                     Luma([0.0])
                 }
             });
-        let resized = image::imageops::resize(&grey, size, size, image::imageops::FilterType::Triangle);
+        let resized =
+            image::imageops::resize(&grey, size, size, image::imageops::FilterType::Triangle);
         RgbImage::from_fn(size, size, |x, y| {
             let v = (resized.get_pixel(x, y)[0].clamp(0.0, 1.0) * 255.0).round() as u8;
             image::Rgb([v, v, v])
@@ -221,7 +235,13 @@ fn mel_to_hz_slaney(mel: f64) -> f64 {
 }
 
 /// `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk=False, norm="slaney")`, row-major.
-pub fn slaney_mel_filters(sr: f64, n_fft: usize, n_mels: usize, f_min: f64, f_max: f64) -> Vec<f64> {
+pub fn slaney_mel_filters(
+    sr: f64,
+    n_fft: usize,
+    n_mels: usize,
+    f_min: f64,
+    f_max: f64,
+) -> Vec<f64> {
     let n_bins = n_fft / 2 + 1;
     let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sr / n_fft as f64).collect();
     let (mel_min, mel_max) = (hz_to_mel_slaney(f_min), hz_to_mel_slaney(f_max));
@@ -271,7 +291,10 @@ mod tests {
             .unwrap();
         // 1 kHz is mel 15 on the Slaney scale; with 80 bins up to 8 kHz that is bin ~26.
         let centre = 15.0 / hz_to_mel_slaney(8000.0) * 81.0 - 1.0;
-        assert!((loudest as f64 - centre).abs() <= 1.5, "{loudest} vs {centre}");
+        assert!(
+            (loudest as f64 - centre).abs() <= 1.5,
+            "{loudest} vs {centre}"
+        );
     }
 
     #[test]
@@ -292,7 +315,12 @@ mod tests {
         late.extend_from_slice(&burst);
         let a = mel.compute(&burst).to_image(&s, 96);
         let b = mel.compute(&late).to_image(&s, 96);
-        let diff: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y) as u64).sum();
+        let diff: u64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y) as u64)
+            .sum();
         let mean = diff as f64 / a.as_raw().len() as f64;
         assert!(mean < 2.0, "mean abs pixel difference {mean}");
     }
@@ -305,7 +333,10 @@ mod tests {
         let mut x = tone(300.0, 3.0, 0.3);
         x.extend(tone(4000.0, 0.3, 0.3));
         let img = mel.compute(&x).to_image(&s, 96);
-        let right_top: u32 = (86..94).flat_map(|x| (0..40).map(move |y| (x, y))).map(|(x, y)| img.get_pixel(x, y)[0] as u32).sum();
+        let right_top: u32 = (86..94)
+            .flat_map(|x| (0..40).map(move |y| (x, y)))
+            .map(|(x, y)| img.get_pixel(x, y)[0] as u32)
+            .sum();
         assert!(right_top > 0, "the last word was cut off");
     }
 

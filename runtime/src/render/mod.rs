@@ -129,7 +129,10 @@ impl RendererSettings {
             return bad(format!("audio sample rate {} is not usable", a.sample_rate));
         }
         if a.n_fft < 16 || a.n_fft > 16384 || a.hop == 0 || a.hop > a.n_fft {
-            return bad(format!("audio n_fft {} / hop {} are not usable", a.n_fft, a.hop));
+            return bad(format!(
+                "audio n_fft {} / hop {} are not usable",
+                a.n_fft, a.hop
+            ));
         }
         if a.n_mels == 0 || a.n_mels > 512 {
             return bad(format!("audio n_mels {} is not usable", a.n_mels));
@@ -155,10 +158,15 @@ impl RendererSettings {
             || a.max_seconds <= 0.0
             || a.max_seconds > 3600.0
         {
-            return bad("audio frequency range, floor, range, trim or length limit is not usable".into());
+            return bad(
+                "audio frequency range, floor, range, trim or length limit is not usable".into(),
+            );
         }
         if a.window_frames == 0 || a.window_frames > 100_000 || a.pad_frames > a.window_frames {
-            return bad(format!("audio window of {} frames is not usable", a.window_frames));
+            return bad(format!(
+                "audio window of {} frames is not usable",
+                a.window_frames
+            ));
         }
         let t = &self.text;
         let fractions_ok = t.margin.is_finite()
@@ -172,7 +180,9 @@ impl RendererSettings {
             && t.line_height >= 0.5
             && t.line_height <= 4.0;
         if !fractions_ok || t.max_chars == 0 {
-            return bad("text margin, glyph sizes, line height or length limit are not usable".into());
+            return bad(
+                "text margin, glyph sizes, line height or length limit are not usable".into(),
+            );
         }
         if t.font != text::DEFAULT_FONT_NAME {
             return bad(format!(
@@ -212,7 +222,7 @@ impl Default for TextSettings {
         Self {
             font: text::DEFAULT_FONT_NAME.to_string(),
             margin: 0.06,
-            max_px: 0.34,
+            max_px: 0.45,
             min_px: 6.0,
             line_height: 1.05,
             max_chars: 256,
@@ -253,7 +263,9 @@ pub enum RenderError {
     EmptyText,
     #[error("text of {chars} characters is longer than the {limit}-character limit")]
     TextTooLong { chars: usize, limit: usize },
-    #[error("text does not fit a {size}×{size} image even at {min_px} px; use fewer or shorter words")]
+    #[error(
+        "text does not fit a {size}×{size} image even at {min_px} px; use fewer or shorter words"
+    )]
     TextDoesNotFit { size: u32, min_px: f32 },
     #[error("no font covers {}: remove or replace them", describe_chars(.0))]
     MissingGlyphs(Vec<char>),

@@ -27,7 +27,12 @@ impl PhotoRenderer {
         limits.max_image_width = Some(side);
         limits.max_image_height = Some(side);
         // RGBA16 is the widest common decode: 8 bytes a pixel, plus the decoder's own buffers.
-        limits.max_alloc = Some(self.settings.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+        limits.max_alloc = Some(
+            self.settings
+                .max_pixels
+                .saturating_mul(8)
+                .saturating_add(64 << 20),
+        );
         limits
     }
 
@@ -132,9 +137,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.png");
         RgbImage::new(300, 300).save(&path).unwrap();
-        let r = PhotoRenderer::new(32, &ImageSettings { background: 255, max_pixels: 10_000 });
+        let r = PhotoRenderer::new(
+            32,
+            &ImageSettings {
+                background: 255,
+                max_pixels: 10_000,
+            },
+        );
         let err = r.render_file(&path).unwrap_err().to_string();
-        assert!(err.contains("pixel limit") || err.contains("limit"), "{err}");
+        assert!(
+            err.contains("pixel limit") || err.contains("limit"),
+            "{err}"
+        );
         let ok = PhotoRenderer::new(32, &ImageSettings::default());
         assert_eq!(ok.render_file(&path).unwrap().dimensions(), (32, 32));
     }
