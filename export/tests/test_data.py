@@ -291,6 +291,7 @@ def test_tiny_dataset_holds_out_voices_fonts_and_styles(built):
 
     text_train = _rows(built / "train_text_rows.jsonl")
     text_eval = _rows(built / "eval_text_rows.jsonl")
+    assert not [r["text"] for r in text_train + text_eval if r["text"].endswith("??")]
     assert {r["font"] for r in text_eval} == set(D.EVAL_FONTS)
     assert not {r["font"] for r in text_train} & set(D.EVAL_FONTS)
     for r in text_train:  # Korean only in fonts with Hangul

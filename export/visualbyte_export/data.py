@@ -679,7 +679,7 @@ def text_jobs(cfg: Config, classes: list[ClassSpec], split: str) -> list[dict]:
             text = _phrase(c, lang, rng, bare_p=0.4)
             if lang == "en":
                 text = _case(text, rng)
-            if text != c.en and rng.random() < 0.3 and " " in text:
+            if text != c.en and rng.random() < 0.3 and " " in text and not text.endswith("?"):
                 text += "?"
             font = str(rng.choice(ko_fonts if lang == "ko" else fonts))
             jitter = None
