@@ -1,0 +1,388 @@
+//! `visualbyte index build | add | info`, run the way a user runs them, with the tiny fixture model
+//! (`tests/fixtures/tiny.onnx`: 32-pixel input, 32-value embedding).
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{Rgb, RgbImage};
+use visualbyte::index::{write_index, EmbeddingIndex, Entry, VectorType};
+
+fn tiny_model() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny.onnx");
+    assert!(path.is_file(), "fixture model missing: {}", path.display());
+    path
+}
+
+/// Runs `visualbyte ARGS` in `cwd`, with no default models folder to fall back on.
+fn run(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_visualbyte"))
+        .args(args)
+        .current_dir(cwd)
+        .env("VISUALBYTE_MODELS", cwd.join("no-models-here"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the visualbyte binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(out: Output) -> (String, String) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "failed: {stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+fn fails(out: Output) -> String {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success(),
+        "succeeded but should not: {stdout}\n{stderr}"
+    );
+    stderr
+}
+
+/// A striped picture: the colour and stripe width make pictures of one label look alike.
+fn picture(path: &Path, rgb: [u8; 3], stripe: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = RgbImage::from_fn(40, 40, |x, _| {
+        if (x / stripe).is_multiple_of(2) {
+            Rgb(rgb)
+        } else {
+            Rgb([255, 255, 255])
+        }
+    });
+    img.save(path).unwrap();
+}
+
+/// `memory/tiger/{1,2,3}.png`, `memory/cup/{1,2}.png`, and a text file that is not a picture.
+fn memory(root: &Path) -> PathBuf {
+    let dir = root.join("memory");
+    for i in 1..=3 {
+        picture(&dir.join(format!("tiger/{i}.png")), [230, 120, 20], 3 + i);
+    }
+    for i in 1..=2 {
+        picture(&dir.join(format!("cup/{i}.png")), [20, 40, 200], 9 + i);
+    }
+    std::fs::write(dir.join("cup/README.txt"), "cups").unwrap();
+    dir
+}
+
+fn info_json(root: &Path, index: &str, verify: bool) -> serde_json::Value {
+    let mut args = vec!["index", "info", index, "--json"];
+    if verify {
+        args.push("--verify");
+    }
+    let (stdout, _) = ok(run(root, &args));
+    serde_json::from_str(&stdout).expect("info --json prints JSON")
+}
+
+#[test]
+fn build_labels_by_folder_and_info_reports_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    memory(root);
+    let model = tiny_model();
+    let (stdout, stderr) = ok(run(
+        root,
+        &[
+            "index",
+            "build",
+            "memory",
+            "--model",
+            model.to_str().unwrap(),
+            "-o",
+            "models/memory.vbi",
+            "--quiet",
+        ],
+    ));
+    assert!(
+        stdout.contains("indexed 5 pictures under 2 labels"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 file that is not a picture"), "{stderr}");
+
+    let info = info_json(root, "models/memory.vbi", true);
+    assert_eq!(info["count"], 5);
+    assert_eq!(info["dim"], 32);
+    assert_eq!(info["vector_type"], "f32");
+    assert_eq!(info["verified"], true);
+    assert_eq!(info["labels"], serde_json::json!({"cup": 2, "tiger": 3}));
+    assert!(!info["model_id"].as_str().unwrap().is_empty());
+
+    // Paths are stored relative to the index's folder and resolve to the pictures.
+    let index = EmbeddingIndex::open_verified(&root.join("models/memory.vbi")).unwrap();
+    assert_eq!(index.entry(0), Entry::new("cup", "../memory/cup/1.png"));
+    for i in 0..index.len() {
+        assert!(
+            index.source_path(i).is_file(),
+            "{}",
+            index.source_path(i).display()
+        );
+    }
+    // Each stored picture finds itself first.
+    for i in 0..index.len() {
+        let hits = index.search(&index.vector(i), 1).unwrap();
+        assert_eq!(hits[0].index, i);
+        assert!(hits[0].score > 0.999, "{}", hits[0].score);
+    }
+
+    let (human, _) = ok(run(root, &["index", "info", "models/memory.vbi"]));
+    assert!(
+        human.contains("5 × 32 f32") && human.contains("tiger  3"),
+        "{human}"
+    );
+}
+
+#[test]
+fn build_is_deterministic_across_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    memory(root);
+    let model = tiny_model();
+    let m = model.to_str().unwrap();
+    ok(run(
+        root,
+        &[
+            "index", "build", "memory", "--model", m, "-o", "a.vbi", "--batch", "2",
+        ],
+    ));
+    ok(run(
+        root,
+        &[
+            "index", "build", "memory", "--model", m, "-o", "b.vbi", "--batch", "7",
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(root.join("a.vbi")).unwrap(),
+        std::fs::read(root.join("b.vbi")).unwrap()
+    );
+}
+
+#[test]
+fn unreadable_pictures_are_reported_skipped_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dir = memory(root);
+    std::fs::write(dir.join("tiger/broken.png"), b"\x89PNG but not really").unwrap();
+    let model = tiny_model();
+    let (stdout, stderr) = ok(run(
+        root,
+        &[
+            "index",
+            "build",
+            "memory",
+            "--model",
+            model.to_str().unwrap(),
+            "-o",
+            "m.vbi",
+        ],
+    ));
+    assert!(stdout.contains("indexed 5 pictures"), "{stdout}");
+    assert!(stderr.contains("broken.png"), "{stderr}");
+    assert!(stderr.contains("1 unreadable picture "), "{stderr}");
+    assert_eq!(info_json(root, "m.vbi", false)["labels"]["tiger"], 3);
+}
+
+#[test]
+fn loose_pictures_need_a_csv_and_a_failed_build_keeps_the_old_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dir = memory(root);
+    let model = tiny_model();
+    let m = model.to_str().unwrap();
+    ok(run(
+        root,
+        &["index", "build", "memory", "--model", m, "-o", "m.vbi"],
+    ));
+    let before = std::fs::read(root.join("m.vbi")).unwrap();
+
+    picture(&dir.join("loose.png"), [0, 200, 0], 5);
+    let stderr = fails(run(
+        root,
+        &["index", "build", "memory", "--model", m, "-o", "m.vbi"],
+    ));
+    assert!(
+        stderr.contains("loose.png") && stderr.contains("--labels"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(root.join("m.vbi")).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    std::fs::write(
+        root.join("labels.csv"),
+        "path,label\nloose.png,leaf\ntiger/1.png,tiger\n\"cup/1.png\",\"mug, blue\"\n",
+    )
+    .unwrap();
+    let (stdout, stderr) = ok(run(
+        root,
+        &[
+            "index",
+            "build",
+            "memory",
+            "--labels",
+            "labels.csv",
+            "--model",
+            m,
+            "-o",
+            "csv.vbi",
+            "--vectors",
+            "i8",
+        ],
+    ));
+    assert!(
+        stdout.contains("indexed 3 pictures under 3 labels"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("3 pictures the labels CSV does not list"),
+        "{stderr}"
+    );
+    let info = info_json(root, "csv.vbi", true);
+    assert_eq!(info["vector_type"], "i8");
+    assert_eq!(
+        info["labels"],
+        serde_json::json!({"leaf": 1, "mug, blue": 1, "tiger": 1})
+    );
+}
+
+#[test]
+fn add_appends_skips_duplicates_and_refuses_another_models_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    memory(root);
+    picture(&root.join("new/door1.png"), [90, 60, 30], 2);
+    picture(&root.join("new/door2.png"), [90, 60, 30], 3);
+    let model = tiny_model();
+    let m = model.to_str().unwrap();
+    ok(run(
+        root,
+        &[
+            "index",
+            "build",
+            "memory",
+            "--model",
+            m,
+            "-o",
+            "m.vbi",
+            "--vectors",
+            "f16",
+        ],
+    ));
+
+    let (stdout, _) = ok(run(
+        root,
+        &[
+            "index",
+            "add",
+            "m.vbi",
+            "new/door1.png",
+            "new/door2.png",
+            "--label",
+            "door",
+            "--model",
+            m,
+        ],
+    ));
+    assert!(
+        stdout.contains("added 2 pictures") && stdout.contains("now 7 pictures"),
+        "{stdout}"
+    );
+    let info = info_json(root, "m.vbi", true);
+    assert_eq!(info["count"], 7);
+    assert_eq!(info["vector_type"], "f16");
+    assert_eq!(info["labels"]["door"], 2);
+
+    let stderr = fails(run(
+        root,
+        &[
+            "index", "add", "m.vbi", "new", "--label", "door", "--model", m,
+        ],
+    ));
+    assert!(
+        stderr.contains("already in the index") && stderr.contains("nothing to add"),
+        "{stderr}"
+    );
+
+    // An index written for another model is refused before anything is embedded, and left as it was.
+    let other = root.join("other.vbi");
+    write_index(
+        &other,
+        "vb-some-other-model",
+        32,
+        VectorType::F32,
+        &[Entry::new("x", "x.png")],
+        &[1.0; 32],
+    )
+    .unwrap();
+    let before = std::fs::read(&other).unwrap();
+    let stderr = fails(run(
+        root,
+        &[
+            "index",
+            "add",
+            "other.vbi",
+            "new/door1.png",
+            "--label",
+            "door",
+            "--model",
+            m,
+        ],
+    ));
+    assert!(
+        stderr.contains("vb-some-other-model") && stderr.contains("rebuild the index"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&other).unwrap(), before);
+}
+
+#[test]
+fn info_names_truncation_and_verify_finds_flipped_vector_bits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    memory(root);
+    let model = tiny_model();
+    ok(run(
+        root,
+        &[
+            "index",
+            "build",
+            "memory",
+            "--model",
+            model.to_str().unwrap(),
+            "-o",
+            "m.vbi",
+        ],
+    ));
+    let good = std::fs::read(root.join("m.vbi")).unwrap();
+
+    let mut flipped = good.clone();
+    let last = flipped.len() - 5;
+    flipped[last] ^= 0x04;
+    std::fs::write(root.join("flipped.vbi"), &flipped).unwrap();
+    ok(run(root, &["index", "info", "flipped.vbi"]));
+    let stderr = fails(run(root, &["index", "info", "flipped.vbi", "--verify"]));
+    assert!(
+        stderr.contains("checksum mismatch in the vector section"),
+        "{stderr}"
+    );
+
+    std::fs::write(root.join("cut.vbi"), &good[..100]).unwrap();
+    let stderr = fails(run(root, &["index", "info", "cut.vbi"]));
+    assert!(
+        stderr.contains("truncated in the metadata section"),
+        "{stderr}"
+    );
+
+    std::fs::write(root.join("notes.vbi"), b"just some text").unwrap();
+    let stderr = fails(run(root, &["index", "info", "notes.vbi"]));
+    assert!(stderr.contains("not a VisualByte index"), "{stderr}");
+
+    let stderr = fails(run(root, &["index", "info"]));
+    assert!(stderr.contains("memory.vbi"), "{stderr}");
+}
