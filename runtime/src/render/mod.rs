@@ -222,7 +222,7 @@ impl Default for TextSettings {
         Self {
             font: text::DEFAULT_FONT_NAME.to_string(),
             margin: 0.06,
-            max_px: 0.45,
+            max_px: 0.34,
             min_px: 6.0,
             line_height: 1.05,
             max_chars: 256,
