@@ -363,6 +363,17 @@ def _training_info(model: Path, checkpoint: Path | None) -> dict:
     return info
 
 
+def _shorten(obj, n: int = 6):
+    """Long lists cut to their first items and a count (the card stays readable)."""
+    if isinstance(obj, dict):
+        return {k: _shorten(v, n) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_shorten(v, n) for v in obj[:n]] + (
+            [f"... {len(obj)} in all"] if len(obj) > n else []
+        )
+    return obj
+
+
 def write_model_card(
     path: Path,
     res: dict,
@@ -403,7 +414,7 @@ def write_model_card(
         + ").",
         "",
         "```json",
-        json.dumps(meta.get("splits"), indent=1, ensure_ascii=False)[:3000],
+        json.dumps(_shorten(meta.get("splits")), indent=1, ensure_ascii=False),
         "```",
         "",
         "## Recipe",
