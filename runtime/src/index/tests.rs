@@ -539,6 +539,33 @@ fn a_failed_write_leaves_the_old_index_and_no_temporary_file() {
 }
 
 #[test]
+fn temporaries_left_by_an_interrupted_write_are_removed_by_the_next_one() {
+    let (f, _) = build(2, 4, VectorType::F32);
+    let dir = f.path.parent().unwrap();
+    std::fs::write(dir.join(".memory.vbi.a1B2c3.tmp"), b"half-written").unwrap();
+    std::fs::write(dir.join(".other.vbi.a1B2c3.tmp"), b"someone else's").unwrap();
+    append_index(
+        &f.path,
+        "vb-test-model",
+        &[Entry::new("x", "x.png")],
+        &[1.0; 4],
+    )
+    .unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ".other.vbi.a1B2c3.tmp".to_string(),
+            "memory.vbi".to_string()
+        ]
+    );
+}
+
+#[test]
 fn writer_refuses_bad_input_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.vbi");

@@ -39,8 +39,50 @@ pub fn write_index(
         vectors,
     };
     plan.check_size()?;
-    let _lock = WriterLock::acquire(path);
+    let lock = WriterLock::acquire(path);
+    remove_stale_temporaries(&lock, path);
     write_atomic(path, |file| plan.write(file))
+}
+
+/// Under the writer lock, a temporary file of this index can only be left over from a writer that died
+/// mid-write (a crash or power loss between creating and renaming it): remove it.
+fn remove_stale_temporaries(lock: &WriterLock, path: &Path) {
+    if lock.held.is_none() {
+        return;
+    }
+    let (Some(dir), Some(name)) = (
+        folder_of(path).to_str(),
+        path.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(n) = file_name.to_str() else {
+            continue;
+        };
+        if n.starts_with(&prefix) && n.ends_with(".tmp") && n.len() > prefix.len() + 4 {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => log::info!(
+                    "removed {} left by an interrupted write",
+                    entry.path().display()
+                ),
+                Err(e) => log::debug!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }
 
 /// Appends entries to the index at `path`, atomically: the whole index is rewritten to a temporary file
@@ -54,7 +96,8 @@ pub fn append_index(
     vectors: &[f32],
 ) -> Result<IndexHeader, IndexError> {
     // Held from reading the old index to the rename, so that two appends cannot lose each other's entries.
-    let _lock = WriterLock::acquire(path);
+    let lock = WriterLock::acquire(path);
+    remove_stale_temporaries(&lock, path);
     let old = EmbeddingIndex::open_verified(path)?;
     old.check_model(model_id)?;
     let dim = old.dim();
@@ -405,25 +448,22 @@ fn quantise(row: &[f32], codes: &mut [i8]) -> f32 {
 /// Readers never take it: they see the old or the new file, both whole. Where the platform or file system
 /// cannot lock a folder, writing goes ahead unlocked.
 struct WriterLock {
-    _held: Option<File>,
+    held: Option<File>,
 }
 
 impl WriterLock {
     fn acquire(path: &Path) -> Self {
         #[cfg(unix)]
         {
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
+            let dir = folder_of(path);
             match File::open(dir).and_then(|d| d.lock().map(|()| d)) {
-                Ok(d) => return Self { _held: Some(d) },
+                Ok(d) => return Self { held: Some(d) },
                 Err(e) => log::debug!("cannot lock {} for writing: {e}", dir.display()),
             }
         }
         #[cfg(not(unix))]
         let _ = path;
-        Self { _held: None }
+        Self { held: None }
     }
 }
 
