@@ -254,6 +254,7 @@ def test_tiny_dataset_layout(built):
     meta = json.loads((built / "meta.json").read_text(encoding="utf-8"))
     assert {"seed", "size", "renderer", "classes", "splits"} <= set(meta)
     assert meta["size"] == SIZE and meta["renderer"]["fake"] is True
+    assert len(meta["renderer_binary"]["sha256"]) == 64
     classes = meta["classes"]
     assert [c["id"] for c in classes] == list(range(len(C.TINY_KEYS)))
     assert {c["group"] for c in classes} == {"cifar", "emoji", "fashion"}

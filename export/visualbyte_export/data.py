@@ -1135,9 +1135,18 @@ class Builder:
             },
             "counts": counts,
             "data_version": DATA_VERSION,
+            "renderer_binary": {"path": str(self.binary), "sha256": _file_sha256(self.binary)},
             "tiny": cfg.tiny,
             "counts_per_class": asdict(cnt),
         }
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
