@@ -50,12 +50,10 @@ fn remove_stale_temporaries(lock: &WriterLock, path: &Path) {
     if lock.held.is_none() {
         return;
     }
-    let (Some(dir), Some(name)) = (
-        folder_of(path).to_str(),
-        path.file_name().and_then(|n| n.to_str()),
-    ) else {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return;
     };
+    let dir = folder_of(path);
     let prefix = format!(".{name}.");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -132,10 +130,7 @@ pub fn stored_path(index_path: &Path, picture: &Path) -> Result<String, IndexErr
     let picture = picture
         .canonicalize()
         .map_err(io("find the picture", picture))?;
-    let dir = match index_path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(index_path);
     let dir = dir
         .canonicalize()
         .map_err(io("find the index folder", dir))?;
@@ -484,10 +479,7 @@ fn write_atomic(
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| IndexError::InvalidInput(format!("{}: not a file name", path.display())))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
