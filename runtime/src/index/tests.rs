@@ -490,6 +490,20 @@ fn hostile_headers_fail_cleanly_without_huge_allocations() {
 }
 
 #[test]
+fn a_file_beyond_the_size_limit_is_refused_before_it_is_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.vbi");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(MAX_FILE_BYTES + 1).unwrap(); // sparse: no disk space used
+    let err = EmbeddingIndex::open(&path).unwrap_err();
+    assert!(
+        matches!(err.format_problem(), Some(FormatProblem::TooLarge { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("huge.vbi"), "{err}");
+}
+
+#[test]
 fn writing_replaces_atomically_and_leaves_no_temporary_files() {
     let (f, _) = build(6, 8, VectorType::F32);
     let dir = f.path.parent().unwrap();
