@@ -88,6 +88,7 @@ fn rendered_text_matches_golden_images() {
         ("tiger", "text_tiger_96.png"),
         ("호랑이 tiger", "text_hangul_latin_96.png"),
         ("where is the pickup truck", "text_wrapped_96.png"),
+        ("umbrella", "text_long_word_96.png"),
     ] {
         check_golden(&r.text(text).unwrap(), name);
     }

@@ -73,12 +73,29 @@ pub struct OutArgs {
     /// Input size in pixels.
     #[arg(long, default_value_t = DEFAULT_SIZE)]
     size: u32,
+    /// Render with the size and settings this ONNX model was trained with (from its contract).
+    #[arg(long, conflicts_with = "size")]
+    model: Option<PathBuf>,
+}
+
+impl OutArgs {
+    /// The model's renderer settings when --model is given, else this build's for --size.
+    fn settings(&self) -> anyhow::Result<RendererSettings> {
+        match &self.model {
+            Some(model) => {
+                let contract = visualbyte::model::read_contract(model)?;
+                contract.validate()?;
+                Ok(contract.renderer)
+            }
+            None => Ok(RendererSettings::for_size(self.size)),
+        }
+    }
 }
 
 pub fn run(cmd: RenderCommand) -> anyhow::Result<()> {
     match cmd {
         RenderCommand::Text { text, out, font } => {
-            let renderer = Renderer::new(RendererSettings::for_size(out.size))?;
+            let renderer = Renderer::new(out.settings()?)?;
             let img = match font {
                 Some(path) => font_renderer(&path, renderer.settings())?.render(&text)?,
                 None => renderer.text(&text)?,
@@ -86,12 +103,12 @@ pub fn run(cmd: RenderCommand) -> anyhow::Result<()> {
             save(&img, &out.out)
         }
         RenderCommand::Audio { wav, out } => {
-            let mut renderer = Renderer::new(RendererSettings::for_size(out.size))?;
+            let mut renderer = Renderer::new(out.settings()?)?;
             let img = renderer.audio_file(&wav)?;
             save(&img, &out.out)
         }
         RenderCommand::Image { image, out } => {
-            let renderer = Renderer::new(RendererSettings::for_size(out.size))?;
+            let renderer = Renderer::new(out.settings()?)?;
             let img = renderer.image_file(&image)?;
             save(&img, &out.out)
         }
@@ -113,12 +130,18 @@ pub fn run(cmd: RenderCommand) -> anyhow::Result<()> {
 fn save(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
     img.save(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {} ({}×{})", path.display(), img.width(), img.height());
+    println!(
+        "wrote {} ({}×{})",
+        path.display(),
+        img.width(),
+        img.height()
+    );
     Ok(())
 }
 
 fn font_renderer(path: &Path, settings: &RendererSettings) -> anyhow::Result<TextRenderer> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read font {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read font {}", path.display()))?;
     let name = path.display().to_string();
     Ok(TextRenderer::with_font_bytes(
         settings.size,
@@ -153,7 +176,10 @@ fn batch(manifest: &Path, size: u32, out: &Path, quiet: bool) -> anyhow::Result<
     }
     let mut renderer = Renderer::new(RendererSettings::for_size(size))?;
     let mut fonts: HashMap<PathBuf, TextRenderer> = HashMap::new();
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
     let mut writer = BufWriter::new(tmp);
@@ -162,11 +188,17 @@ fn batch(manifest: &Path, size: u32, out: &Path, quiet: bool) -> anyhow::Result<
     } else {
         ProgressBar::new(items.len() as u64)
     };
-    bar.set_style(
-        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]")?,
-    );
+    bar.set_style(ProgressStyle::with_template(
+        "{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
+    )?);
     bar.set_message("rendering");
-    let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
     for (line, item) in &items {
         let img = match item {
             BatchItem::Audio { path } => renderer.audio_file(&resolve(path)),
@@ -189,9 +221,20 @@ fn batch(manifest: &Path, size: u32, out: &Path, quiet: bool) -> anyhow::Result<
     }
     bar.finish_and_clear();
     let tmp = writer.into_inner().map_err(|e| e.into_error())?;
+    // A temporary file is private (0600); the result is an ordinary readable file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(out)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    eprintln!("rendered {} items at {size}×{size} into {}", items.len(), out.display());
+    eprintln!(
+        "rendered {} items at {size}×{size} into {}",
+        items.len(),
+        out.display()
+    );
     Ok(())
 }

@@ -84,6 +84,11 @@ pub struct TextSettings {
     pub line_height: f32,
     /// Longest text accepted, in characters.
     pub max_chars: usize,
+    /// Shrink the glyphs rather than wrap a line inside a word (a word too long for any line is still
+    /// broken). Absent in contracts made before it existed, which wrapped mid-word: `false` keeps their
+    /// pixels.
+    #[serde(default)]
+    pub keep_words: bool,
 }
 
 /// How pictures are fitted to the input.
@@ -226,6 +231,7 @@ impl Default for TextSettings {
             min_px: 6.0,
             line_height: 1.05,
             max_chars: 256,
+            keep_words: true,
         }
     }
 }

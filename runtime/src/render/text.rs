@@ -76,22 +76,35 @@ impl TextRenderer {
         let margin = (size * self.settings.margin).round();
         let inner = size - 2.0 * margin;
         let mut layout: Layout = Layout::new(CoordinateSystem::PositiveYDown);
-        // The largest glyph size, in whole pixels, at which the wrapped text fits the inner box.
-        let mut px = (size * self.settings.max_px)
+        // The largest glyph size, in whole pixels, at which the wrapped text fits the inner box — first
+        // with every word whole (when `keep_words`), then, for a single word too long for any line,
+        // allowing breaks inside words.
+        let top = (size * self.settings.max_px)
             .floor()
             .max(self.settings.min_px);
-        loop {
-            self.lay_out(&mut layout, &text, px, margin, inner);
-            if self.fits(&layout, margin, inner) {
-                break;
+        let passes: &[bool] = if self.settings.keep_words {
+            &[true, false]
+        } else {
+            &[false]
+        };
+        let fitted = passes.iter().any(|&whole_words| {
+            let mut px = top;
+            while px >= self.settings.min_px {
+                self.lay_out(&mut layout, &text, px, margin, inner);
+                if self.fits(&layout, margin, inner)
+                    && (!whole_words || !breaks_inside_a_word(&layout))
+                {
+                    return true;
+                }
+                px -= 1.0;
             }
-            px -= 1.0;
-            if px < self.settings.min_px {
-                return Err(RenderError::TextDoesNotFit {
-                    size: self.size,
-                    min_px: self.settings.min_px,
-                });
-            }
+            false
+        });
+        if !fitted {
+            return Err(RenderError::TextDoesNotFit {
+                size: self.size,
+                min_px: self.settings.min_px,
+            });
         }
         let mut img = RgbImage::from_pixel(self.size, self.size, Rgb([255, 255, 255]));
         for glyph in layout.glyphs() {
@@ -146,6 +159,20 @@ impl TextRenderer {
                     && g.y + g.height as f32 <= hi)
         })
     }
+}
+
+/// Whether the layout wrapped a line anywhere but at a space.
+fn breaks_inside_a_word(layout: &Layout) -> bool {
+    let glyphs = layout.glyphs();
+    layout.lines().is_some_and(|lines| {
+        lines.iter().skip(1).any(|line| {
+            let first = line.glyph_start;
+            first > 0
+                && first < glyphs.len()
+                && !glyphs[first - 1].parent.is_whitespace()
+                && !glyphs[first].parent.is_whitespace()
+        })
+    })
 }
 
 #[cfg(test)]
@@ -205,6 +232,41 @@ mod tests {
         // Several lines: ink spans much more height than one line of the short word.
         let short_h = ink_box(&short).3 - ink_box(&short).1;
         assert!(y1 - y0 > short_h, "no wrap: {} vs {short_h}", y1 - y0);
+    }
+
+    /// Regression: "umbrella" was drawn as "umbr / ella" because a too-wide word was wrapped mid-word
+    /// instead of being drawn smaller.
+    #[test]
+    fn words_are_shrunk_not_broken_mid_word() {
+        let r = renderer(96);
+        let mut layout: Layout = Layout::new(CoordinateSystem::PositiveYDown);
+        for word in ["umbrella", "motorcycle", "hippopotamus", "Where's the car"] {
+            let img = r.render(word).unwrap();
+            // One line of ink for a single word: its ink is much wider than tall.
+            let (x0, y0, x1, y1) = ink_box(&img);
+            if !word.contains(' ') {
+                assert!(
+                    x1 - x0 > 2 * (y1 - y0),
+                    "{word}: looks wrapped ({x0},{y0},{x1},{y1})"
+                );
+            }
+            r.lay_out(&mut layout, word, 12.0, 6.0, 84.0);
+            assert!(!breaks_inside_a_word(&layout), "{word}");
+        }
+        // Old contracts (no keep_words) keep the old pixels.
+        let old = TextRenderer::new(
+            96,
+            &TextSettings {
+                keep_words: false,
+                ..TextSettings::default()
+            },
+        )
+        .unwrap();
+        let (x0, y0, x1, y1) = ink_box(&old.render("umbrella").unwrap());
+        assert!(
+            x1 - x0 < 2 * (y1 - y0),
+            "old layout changed: ({x0},{y0},{x1},{y1})"
+        );
     }
 
     #[test]
