@@ -1,5 +1,6 @@
 //! Argument parsing and wiring; none of the library modules know about clap.
 mod common;
+mod demo;
 mod index;
 mod info;
 mod query;
@@ -38,6 +39,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Embed rendered images (raw N×S×S×3 u8) with a model; writes N×D little-endian f32.
     Embed(info::EmbedArgs),
+    /// The on-device loop: listen (microphone, WAV files or raw PCM), detect each spoken question, answer it.
+    Demo(demo::DemoArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Index(cmd) => index::run(cmd),
         Command::Info(args) => info::run(args),
         Command::Embed(args) => info::embed(args),
+        Command::Demo(args) => demo::run(args),
     }
 }

@@ -1,0 +1,531 @@
+//! From a sound source to the analysis rate: a lock-free ring that an audio callback can fill, and a
+//! converter that mixes to mono and resamples, in chunks, outside the callback.
+//!
+//! The ring is single-producer/single-consumer over `AtomicU32` cells (an `f32`'s bits): pushing never
+//! allocates, locks, logs or blocks, so it is safe inside a real-time audio callback. Samples that do not
+//! fit are dropped and counted as an overrun. A fresh ring is made for every stream (a reconnected
+//! microphone gets a new one), and it is freed when both ends are gone.
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Indexing, Resampler};
+use thiserror::Error;
+
+/// Largest channel count accepted from a device or a file.
+pub const MAX_CHANNELS: u16 = 64;
+
+/// What went wrong while converting a stream.
+#[derive(Debug, Error)]
+pub enum StreamError {
+    #[error("audio stream of {rate} Hz with {channels} channels is not usable (rates 1000..=384000 Hz, 1..={MAX_CHANNELS} channels)")]
+    Format { rate: u32, channels: u16 },
+    #[error("audio resampling from {from} Hz to {to} Hz failed: {reason}")]
+    Resample { from: u32, to: u32, reason: String },
+}
+
+/// The rate and channel count of interleaved samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamFormat {
+    pub rate: u32,
+    pub channels: u16,
+}
+
+impl StreamFormat {
+    pub fn validate(self) -> Result<Self, StreamError> {
+        if !(crate::render::audio::MIN_RATE..=crate::render::audio::MAX_RATE).contains(&self.rate)
+            || self.channels == 0
+            || self.channels > MAX_CHANNELS
+        {
+            return Err(StreamError::Format {
+                rate: self.rate,
+                channels: self.channels,
+            });
+        }
+        Ok(self)
+    }
+}
+
+impl std::fmt::Display for StreamFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} Hz, {} channel(s)", self.rate, self.channels)
+    }
+}
+
+struct RingInner {
+    cells: Box<[AtomicU32]>,
+    /// Total samples ever written / read; the cell of sample `i` is `i % cells.len()`.
+    written: AtomicUsize,
+    read: AtomicUsize,
+    overrun_samples: AtomicU64,
+    overrun_events: AtomicU64,
+    /// Set by the producer when it is dropped: nothing more will come.
+    closed: AtomicBool,
+}
+
+/// The writing end of a ring. Exactly one exists per ring.
+pub struct Producer {
+    inner: Arc<RingInner>,
+}
+
+/// The reading end of a ring. Exactly one exists per ring.
+pub struct Consumer {
+    inner: Arc<RingInner>,
+}
+
+/// Counts of samples lost because the consumer fell behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overruns {
+    /// Pushes that could not store everything.
+    pub events: u64,
+    /// Samples dropped in total.
+    pub samples: u64,
+}
+
+/// A ring of `capacity` samples (at least 2), split into its two ends.
+pub fn ring(capacity: usize) -> (Producer, Consumer) {
+    let capacity = capacity.max(2);
+    let cells: Box<[AtomicU32]> = (0..capacity).map(|_| AtomicU32::new(0)).collect();
+    let inner = Arc::new(RingInner {
+        cells,
+        written: AtomicUsize::new(0),
+        read: AtomicUsize::new(0),
+        overrun_samples: AtomicU64::new(0),
+        overrun_events: AtomicU64::new(0),
+        closed: AtomicBool::new(false),
+    });
+    (
+        Producer {
+            inner: Arc::clone(&inner),
+        },
+        Consumer { inner },
+    )
+}
+
+impl Producer {
+    /// Stores as many samples as fit and returns how many; never blocks or allocates.
+    pub fn try_push(&mut self, samples: &[f32]) -> usize {
+        let inner = &*self.inner;
+        let cap = inner.cells.len();
+        let written = inner.written.load(Ordering::Relaxed);
+        let read = inner.read.load(Ordering::Acquire);
+        let free = cap - written.wrapping_sub(read);
+        let n = free.min(samples.len());
+        for (i, &s) in samples[..n].iter().enumerate() {
+            inner.cells[written.wrapping_add(i) % cap].store(s.to_bits(), Ordering::Relaxed);
+        }
+        inner
+            .written
+            .store(written.wrapping_add(n), Ordering::Release);
+        n
+    }
+
+    /// For the audio callback: stores what fits and counts the rest as an overrun.
+    pub fn push(&mut self, samples: &[f32]) {
+        let n = self.try_push(samples);
+        if n < samples.len() {
+            let inner = &*self.inner;
+            inner.overrun_events.fetch_add(1, Ordering::Relaxed);
+            inner
+                .overrun_samples
+                .fetch_add((samples.len() - n) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Free cells right now.
+    pub fn free(&self) -> usize {
+        let inner = &*self.inner;
+        inner.cells.len()
+            - inner
+                .written
+                .load(Ordering::Relaxed)
+                .wrapping_sub(inner.read.load(Ordering::Acquire))
+    }
+
+    /// Whether the consumer has gone away (nobody will read what is pushed).
+    pub fn consumer_gone(&self) -> bool {
+        Arc::strong_count(&self.inner) < 2
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.inner.closed.store(true, Ordering::Release);
+    }
+}
+
+impl Consumer {
+    /// Appends every sample available now to `out`; returns how many.
+    pub fn pop_into(&mut self, out: &mut Vec<f32>) -> usize {
+        let inner = &*self.inner;
+        let cap = inner.cells.len();
+        let read = inner.read.load(Ordering::Relaxed);
+        let written = inner.written.load(Ordering::Acquire);
+        let n = written.wrapping_sub(read);
+        out.reserve(n);
+        for i in 0..n {
+            out.push(f32::from_bits(
+                inner.cells[read.wrapping_add(i) % cap].load(Ordering::Relaxed),
+            ));
+        }
+        inner.read.store(read.wrapping_add(n), Ordering::Release);
+        n
+    }
+
+    /// Samples waiting to be read.
+    pub fn len(&self) -> usize {
+        let inner = &*self.inner;
+        inner
+            .written
+            .load(Ordering::Acquire)
+            .wrapping_sub(inner.read.load(Ordering::Relaxed))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.inner.cells.len()
+    }
+
+    /// True once the producer is gone and everything it wrote has been read.
+    pub fn finished(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire) && self.is_empty()
+    }
+
+    pub fn overruns(&self) -> Overruns {
+        Overruns {
+            events: self.inner.overrun_events.load(Ordering::Relaxed),
+            samples: self.inner.overrun_samples.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Interleaved samples of any rate and channel count → mono at `out_rate`, chunk by chunk.
+///
+/// Channels are averaged; non-finite samples become silence; rubato's FFT resampler does the rate change.
+/// Output is aligned in time with the input: the resampler's start-up delay is removed, and
+/// [`Converter::flush`] emits exactly `round(input_frames × out_rate / in_rate)` samples in all.
+pub struct Converter {
+    format: StreamFormat,
+    out_rate: u32,
+    resampler: Option<Fft<f32>>,
+    /// A frame split across two pushes: its first channels wait here.
+    partial: Vec<f32>,
+    /// Mono samples at the input rate not yet resampled.
+    pending: Vec<f32>,
+    chunk_out: Vec<f32>,
+    delay_left: usize,
+    frames_in: u64,
+    frames_out: u64,
+}
+
+impl Converter {
+    pub fn new(format: StreamFormat, out_rate: u32) -> Result<Self, StreamError> {
+        let format = format.validate()?;
+        StreamFormat {
+            rate: out_rate,
+            channels: 1,
+        }
+        .validate()?;
+        let (resampler, delay) = if format.rate == out_rate {
+            (None, 0)
+        } else {
+            let r = Fft::<f32>::new(
+                format.rate as usize,
+                out_rate as usize,
+                1024,
+                1,
+                FixedSync::Input,
+            )
+            .map_err(|e| StreamError::Resample {
+                from: format.rate,
+                to: out_rate,
+                reason: e.to_string(),
+            })?;
+            let delay = r.output_delay();
+            (Some(r), delay)
+        };
+        let chunk_out = vec![0.0; resampler.as_ref().map_or(0, |r| r.output_frames_max())];
+        Ok(Self {
+            format,
+            out_rate,
+            resampler,
+            partial: Vec::with_capacity(format.channels as usize),
+            pending: Vec::new(),
+            chunk_out,
+            delay_left: delay,
+            frames_in: 0,
+            frames_out: 0,
+        })
+    }
+
+    pub fn format(&self) -> StreamFormat {
+        self.format
+    }
+
+    pub fn out_rate(&self) -> u32 {
+        self.out_rate
+    }
+
+    /// Converts `interleaved` and appends the mono output to `out`.
+    pub fn push(&mut self, interleaved: &[f32], out: &mut Vec<f32>) -> Result<(), StreamError> {
+        let channels = self.format.channels as usize;
+        let mut rest = interleaved;
+        if !self.partial.is_empty() {
+            let need = channels - self.partial.len();
+            let take = need.min(rest.len());
+            self.partial.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.partial.len() == channels {
+                let frame = std::mem::take(&mut self.partial);
+                self.push_frame(&frame);
+                self.partial = frame;
+                self.partial.clear();
+            }
+        }
+        let whole = rest.len() / channels * channels;
+        for frame in rest[..whole].chunks_exact(channels) {
+            self.push_frame(frame);
+        }
+        self.partial.extend_from_slice(&rest[whole..]);
+        self.drain(out, false)
+    }
+
+    /// End of stream: resamples what is left, padding with silence, and emits the last samples.
+    pub fn flush(&mut self, out: &mut Vec<f32>) -> Result<(), StreamError> {
+        self.partial.clear();
+        self.drain(out, true)?;
+        // Start afresh for a stream that may follow.
+        if let Some(r) = self.resampler.as_mut() {
+            r.reset();
+            self.delay_left = r.output_delay();
+        }
+        self.pending.clear();
+        self.frames_in = 0;
+        self.frames_out = 0;
+        Ok(())
+    }
+
+    fn push_frame(&mut self, frame: &[f32]) {
+        let sum: f32 = frame
+            .iter()
+            .map(|&v| if v.is_finite() { v } else { 0.0 })
+            .sum();
+        self.pending
+            .push((sum / frame.len() as f32).clamp(-1.0, 1.0));
+        self.frames_in += 1;
+    }
+
+    fn expected_out(&self) -> u64 {
+        ((self.frames_in as u128 * self.out_rate as u128 + self.format.rate as u128 / 2)
+            / self.format.rate as u128) as u64
+    }
+
+    fn drain(&mut self, out: &mut Vec<f32>, last: bool) -> Result<(), StreamError> {
+        let (from, to) = (self.format.rate, self.out_rate);
+        let err = |reason: String| StreamError::Resample { from, to, reason };
+        let expected = self.expected_out();
+        let Some(resampler) = self.resampler.as_mut() else {
+            out.extend_from_slice(&self.pending);
+            self.frames_out += self.pending.len() as u64;
+            self.pending.clear();
+            return Ok(());
+        };
+        let mut consumed = 0;
+        loop {
+            let need = resampler.input_frames_next();
+            let available = self.pending.len() - consumed;
+            let full = available >= need;
+            if !(full || (last && self.frames_out < expected)) {
+                break;
+            }
+            let take = need.min(available);
+            let input = &self.pending[consumed..consumed + take];
+            let input = InterleavedSlice::new(input, 1, take).map_err(|e| err(e.to_string()))?;
+            let frames_out = resampler.output_frames_next();
+            let mut output =
+                InterleavedSlice::new_mut(&mut self.chunk_out[..frames_out], 1, frames_out)
+                    .map_err(|e| err(e.to_string()))?;
+            let indexing = Indexing::new().partial_len(take);
+            let (_, written) = resampler
+                .process_into_buffer(&input, &mut output, Some(&indexing))
+                .map_err(|e| err(e.to_string()))?;
+            consumed += take;
+            let skip = self.delay_left.min(written);
+            self.delay_left -= skip;
+            let mut produced = &self.chunk_out[skip..written];
+            if last {
+                let room = expected.saturating_sub(self.frames_out) as usize;
+                produced = &produced[..produced.len().min(room)];
+            }
+            out.extend_from_slice(produced);
+            self.frames_out += produced.len() as u64;
+            if !full && take == 0 && written == 0 {
+                break; // nothing more can come out
+            }
+        }
+        self.pending.drain(..consumed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_order_across_wraparound() {
+        let (mut p, mut c) = ring(8);
+        let mut out = Vec::new();
+        let mut next = 0.0f32;
+        let mut expect = 0.0f32;
+        for round in 0..50 {
+            let n = 1 + round % 7;
+            let chunk: Vec<f32> = (0..n).map(|i| next + i as f32).collect();
+            let pushed = p.try_push(&chunk);
+            next += pushed as f32;
+            out.clear();
+            c.pop_into(&mut out);
+            for v in &out {
+                assert_eq!(*v, expect);
+                expect += 1.0;
+            }
+        }
+        assert!(expect > 100.0);
+        assert_eq!(c.overruns(), Overruns::default());
+    }
+
+    #[test]
+    fn ring_counts_overruns_and_never_blocks() {
+        let (mut p, mut c) = ring(4);
+        p.push(&[1.0, 2.0, 3.0]);
+        p.push(&[4.0, 5.0, 6.0]);
+        assert_eq!(p.free(), 0);
+        assert_eq!(
+            c.overruns(),
+            Overruns {
+                events: 1,
+                samples: 2
+            }
+        );
+        let mut out = Vec::new();
+        assert_eq!(c.pop_into(&mut out), 4);
+        assert_eq!(out, vec![1.0, 2.0, 3.0, 4.0]);
+        assert!(!c.finished());
+        drop(p);
+        assert!(c.finished());
+    }
+
+    #[test]
+    fn ring_moves_samples_between_threads_in_order() {
+        let (mut p, mut c) = ring(64);
+        let total = 100_000usize;
+        let writer = std::thread::spawn(move || {
+            let mut i = 0usize;
+            while i < total {
+                let chunk: Vec<f32> = (i..(i + 10).min(total)).map(|v| v as f32).collect();
+                let n = p.try_push(&chunk);
+                i += n;
+                if n == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut got = Vec::with_capacity(total);
+        while !c.finished() {
+            if c.pop_into(&mut got) == 0 {
+                std::thread::yield_now();
+            }
+        }
+        writer.join().unwrap();
+        c.pop_into(&mut got);
+        assert_eq!(got.len(), total);
+        assert!(got.iter().enumerate().all(|(i, &v)| v == i as f32));
+    }
+
+    fn tone(rate: u32, channels: u16, seconds: f32, hz: f32) -> Vec<f32> {
+        let n = (rate as f32 * seconds) as usize;
+        let mut v = Vec::with_capacity(n * channels as usize);
+        for i in 0..n {
+            let s = (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin() * 0.5;
+            for c in 0..channels {
+                // Second channel silent: the mono mix halves the amplitude.
+                v.push(if c == 0 { s } else { 0.0 });
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn converter_mixes_and_resamples_in_odd_chunks_with_exact_length() {
+        for (rate, channels) in [(48_000u32, 2u16), (44_100, 1), (22_050, 3), (16_000, 2)] {
+            let input = tone(rate, channels, 1.0, 440.0);
+            let mut conv = Converter::new(StreamFormat { rate, channels }, 16_000).unwrap();
+            let mut out = Vec::new();
+            for chunk in input.chunks(997) {
+                conv.push(chunk, &mut out).unwrap();
+            }
+            conv.flush(&mut out).unwrap();
+            assert_eq!(out.len(), 16_000, "{rate} Hz {channels} ch");
+            let mid = &out[4000..12000];
+            let crossings = mid
+                .windows(2)
+                .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+                .count();
+            assert!((crossings as i64 - 440).abs() <= 2, "{rate}: {crossings}");
+            let expected_rms = 0.5 / channels as f32 / 2f32.sqrt();
+            let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+            assert!((rms - expected_rms).abs() < 0.01, "{rate}: {rms}");
+        }
+    }
+
+    #[test]
+    fn converter_keeps_an_onset_in_place() {
+        // 0.5 s silence then a tone: the first loud output sample must be near 0.5 s.
+        let rate = 44_100;
+        let mut input = vec![0.0f32; rate as usize / 2];
+        input.extend(tone(rate, 1, 0.5, 300.0));
+        let mut conv = Converter::new(StreamFormat { rate, channels: 1 }, 16_000).unwrap();
+        let mut out = Vec::new();
+        for chunk in input.chunks(512) {
+            conv.push(chunk, &mut out).unwrap();
+        }
+        conv.flush(&mut out).unwrap();
+        let first = out.iter().position(|v| v.abs() > 0.1).unwrap();
+        assert!((first as i64 - 8000).abs() < 40, "{first}");
+    }
+
+    #[test]
+    fn converter_rejects_unusable_formats_and_sanitises_samples() {
+        assert!(Converter::new(
+            StreamFormat {
+                rate: 10,
+                channels: 1
+            },
+            16_000
+        )
+        .is_err());
+        assert!(Converter::new(
+            StreamFormat {
+                rate: 16_000,
+                channels: 0
+            },
+            16_000
+        )
+        .is_err());
+        let mut conv = Converter::new(
+            StreamFormat {
+                rate: 16_000,
+                channels: 2,
+            },
+            16_000,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        conv.push(&[f32::NAN, 0.5, 2.0], &mut out).unwrap();
+        conv.push(&[2.0], &mut out).unwrap();
+        assert_eq!(out, vec![0.25, 1.0]);
+    }
+}

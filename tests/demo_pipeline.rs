@@ -1,0 +1,602 @@
+//! The demo's listening path, driven through the WAV and PCM sources exactly as the microphone drives it:
+//! feeder thread → ring → converter (mono, 16 kHz) → endpointer → one answer per utterance.
+//!
+//! `tests/fixtures/demo/three_questions.wav` holds three spoken questions (espeak-ng, 16 kHz mono)
+//! separated by silence; their speech starts at about 0.80 s, 3.19 s and 5.80 s. Most tests answer with a
+//! stand-in that records what it was asked; the last ones run `visualbyte demo` with the tiny fixture model.
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use visualbyte::demo::{Ask, Demo, DemoOptions, Summary};
+use visualbyte::query::{Answer, AnswerHit, Modality, Timings};
+use visualbyte::render::{decode_wav_bytes, resample_to, Pcm, RendererSettings};
+use visualbyte::source::{
+    Fault, NoAudio, Pace, PcmEncoding, PcmSource, Pulled, Source, SourceError, WavSource,
+};
+use visualbyte::stream::{Overruns, StreamFormat};
+
+const ONSETS: [f64; 3] = [0.80, 3.19, 5.80];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+fn three_questions() -> Pcm {
+    let bytes = std::fs::read(fixture("demo/three_questions.wav")).unwrap();
+    decode_wav_bytes(&bytes, 30.0).unwrap()
+}
+
+fn write_wav(path: &Path, channels: u16, rate: u32, float: bool, mono: &[f32]) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: if float { 32 } else { 16 },
+        sample_format: if float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &s in mono {
+        for c in 0..channels {
+            // Other channels carry the same signal at half level: the mix must still find the speech.
+            let v = if c == 0 { s } else { s * 0.5 };
+            if float {
+                w.write_sample(v).unwrap();
+            } else {
+                w.write_sample((v * 32767.0) as i16).unwrap();
+            }
+        }
+    }
+    w.finalize().unwrap();
+}
+
+/// Answers every question with a fixed memory and records what it heard.
+#[derive(Default)]
+struct Recorder {
+    heard: Vec<(usize, u32)>,
+    typed: Vec<String>,
+    fail_on: Option<usize>,
+}
+
+fn canned(query: String, modality: Modality) -> Answer {
+    Answer {
+        query,
+        modality,
+        label: Some("tiger".into()),
+        score: Some(0.9),
+        hits: vec![
+            AnswerHit {
+                label: "tiger".into(),
+                path: "memory/tiger.png".into(),
+                score: 0.9,
+            },
+            AnswerHit {
+                label: "cup".into(),
+                path: "memory/cup.png".into(),
+                score: 0.5,
+            },
+        ],
+        labels: vec![],
+        threshold: Some(0.4),
+        not_in_memory: false,
+        timings: Timings::default(),
+    }
+}
+
+impl Ask for Recorder {
+    fn ask_pcm(&mut self, pcm: &Pcm) -> Result<Answer, String> {
+        self.heard.push((pcm.samples.len(), pcm.rate));
+        if self.fail_on == Some(self.heard.len()) {
+            return Err("this utterance could not be rendered".into());
+        }
+        Ok(canned(format!("{:.1} s", pcm.seconds()), Modality::Audio))
+    }
+    fn ask_text(&mut self, text: &str) -> Result<Answer, String> {
+        self.typed.push(text.to_string());
+        Ok(canned(text.to_string(), Modality::Text))
+    }
+    fn renderer_settings(&self) -> Option<RendererSettings> {
+        Some(RendererSettings::for_size(32))
+    }
+}
+
+fn run_demo(
+    source: Box<dyn Source>,
+    ask: &mut Recorder,
+    options: DemoOptions,
+) -> (Vec<Value>, String, Summary) {
+    let mut out = Vec::new();
+    let mut status = Vec::new();
+    let summary = Demo::new(
+        source,
+        ask,
+        DemoOptions {
+            json: true,
+            ..options
+        },
+        &mut out,
+        &mut status,
+    )
+    .run()
+    .unwrap();
+    let lines = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, String::from_utf8(status).unwrap(), summary)
+}
+
+fn starts(lines: &[Value]) -> Vec<f64> {
+    lines
+        .iter()
+        .map(|l| l["start_s"].as_f64().unwrap())
+        .collect()
+}
+
+/// Each utterance starts with its 250 ms pre-roll before the onset.
+fn assert_onsets(lines: &[Value], onsets: &[f64]) {
+    let got = starts(lines);
+    assert_eq!(got.len(), onsets.len(), "{lines:?}");
+    for (s, onset) in got.iter().zip(onsets) {
+        assert!(
+            (s - (onset - 0.25)).abs() < 0.12,
+            "start {s} for onset {onset}: {got:?}"
+        );
+    }
+    let ns: Vec<u64> = lines.iter().map(|l| l["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, (1..=onsets.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn three_questions_give_three_answers_in_the_order_spoken() {
+    let source = WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap();
+    let mut ask = Recorder::default();
+    let (lines, _, summary) = run_demo(Box::new(source), &mut ask, DemoOptions::default());
+    assert_onsets(&lines, &ONSETS);
+    for l in &lines {
+        assert_eq!(l["event"], "answer");
+        assert!(l["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("three_questions.wav"));
+        assert_eq!(l["answer"]["label"], "tiger");
+        assert_eq!(l["answer"]["hits"][1]["path"], "memory/cup.png");
+        for stage in [
+            "listen_ms",
+            "render_ms",
+            "embed_ms",
+            "search_ms",
+            "total_ms",
+        ] {
+            assert!(l["latency_ms"][stage].as_f64().unwrap() >= 0.0, "{stage}");
+        }
+        let (start, end) = (l["start_s"].as_f64().unwrap(), l["end_s"].as_f64().unwrap());
+        assert!(end - start > 0.9 && end - start < 2.5, "{start}..{end}");
+    }
+    // Every utterance reached the engine at 16 kHz, as long as its stream times say.
+    assert_eq!(ask.heard.len(), 3);
+    for ((len, rate), l) in ask.heard.iter().zip(&lines) {
+        assert_eq!(*rate, 16_000);
+        let seconds = l["end_s"].as_f64().unwrap() - l["start_s"].as_f64().unwrap();
+        assert!((*len as f64 / 16_000.0 - seconds).abs() < 0.01);
+    }
+    assert_eq!(summary.utterances, 3);
+    assert_eq!(summary.answered, 3);
+    assert_eq!(summary.overrun_samples, 0);
+}
+
+#[test]
+fn any_rate_channel_count_and_sample_format_finds_the_same_utterances() {
+    let pcm = three_questions();
+    let dir = tempfile::tempdir().unwrap();
+    for (channels, rate, float) in [
+        (2u16, 44_100u32, true),
+        (3, 48_000, false),
+        (1, 8_000, false),
+    ] {
+        let resampled = resample_to(&pcm, rate).unwrap();
+        let path = dir.path().join(format!("q_{channels}_{rate}.wav"));
+        write_wav(&path, channels, rate, float, &resampled);
+        let source = WavSource::new(&path, Pace::Fast).unwrap();
+        let mut ask = Recorder::default();
+        let (lines, _, _) = run_demo(Box::new(source), &mut ask, DemoOptions::default());
+        assert_onsets(&lines, &ONSETS);
+    }
+}
+
+#[test]
+fn background_noise_and_a_noise_burst_do_not_add_or_lose_questions() {
+    let mut pcm = three_questions();
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut noise = |amp: f32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        amp * ((seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+    };
+    for (i, s) in pcm.samples.iter_mut().enumerate() {
+        let t = i as f32 / 16_000.0;
+        // Steady hiss at about -45 dBFS, and a loud 0.5 s hiss burst between questions 2 and 3.
+        let burst = if (4.7..5.2).contains(&t) { 0.3 } else { 0.0 };
+        *s += noise(0.01) + noise(burst);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noisy.wav");
+    write_wav(&path, 1, 16_000, true, &pcm.samples);
+    let mut ask = Recorder::default();
+    let source = WavSource::new(&path, Pace::Fast).unwrap();
+    let (lines, _, _) = run_demo(Box::new(source), &mut ask, DemoOptions::default());
+    assert_onsets(&lines, &ONSETS);
+}
+
+/// Cuts the fixture into its three questions; the second starts exactly at its first loud sample.
+fn split_questions(dir: &Path) -> Vec<PathBuf> {
+    let pcm = three_questions();
+    let at = |s: f64| (s * 16_000.0) as usize;
+    let first_loud = |from: usize| {
+        from + pcm.samples[from..]
+            .iter()
+            .position(|v| v.abs() > 0.02)
+            .unwrap()
+    };
+    let cuts = [
+        (at(0.3), at(2.4)),
+        (first_loud(at(2.5)), at(5.0)),
+        (at(5.3), pcm.samples.len()),
+    ];
+    cuts.iter()
+        .enumerate()
+        .map(|(i, &(a, b))| {
+            let path = dir.join(format!("{}_question.wav", i + 1));
+            write_wav(&path, 1, 16_000, false, &pcm.samples[a..b]);
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn a_folder_is_played_in_name_order_and_speech_at_the_first_sample_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = split_questions(dir.path());
+    std::fs::write(dir.path().join("notes.txt"), "not audio").unwrap();
+    let source = WavSource::new(dir.path(), Pace::Fast).unwrap();
+    assert_eq!(source.files(), files.as_slice());
+    let mut ask = Recorder::default();
+    let (lines, _, _) = run_demo(Box::new(source), &mut ask, DemoOptions::default());
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (l, f) in lines.iter().zip(&files) {
+        assert_eq!(l["source"].as_str().unwrap(), f.display().to_string());
+    }
+    // Times restart with every file; the second file's speech starts at its first sample.
+    let s = starts(&lines);
+    assert!((s[0] - (0.80 - 0.3 - 0.25)).abs() < 0.12, "{s:?}");
+    assert_eq!(s[1], 0.0);
+    assert!((s[2] - (0.50 - 0.25)).abs() < 0.12, "{s:?}");
+}
+
+#[test]
+fn a_broken_file_and_a_failing_question_do_not_stop_the_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    split_questions(dir.path());
+    std::fs::write(dir.path().join("0_broken.wav"), b"RIFF....WAVEnonsense").unwrap();
+    let source = WavSource::new(dir.path(), Pace::Fast).unwrap();
+    let mut ask = Recorder {
+        fail_on: Some(2),
+        ..Recorder::default()
+    };
+    let (lines, status, summary) = run_demo(Box::new(source), &mut ask, DemoOptions::default());
+    assert!(
+        status.contains("0_broken.wav") && status.contains("skipped"),
+        "{status}"
+    );
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["answer", "error", "answer"]);
+    assert_eq!(lines[1]["message"], "this utterance could not be rendered");
+    assert_eq!((summary.answered, summary.failed), (2, 1));
+}
+
+#[test]
+fn raw_pcm_on_stdin_takes_the_same_path() {
+    let pcm = three_questions();
+    let resampled = resample_to(&pcm, 48_000).unwrap();
+    let mut bytes = Vec::new();
+    for s in &resampled {
+        let v = (s * 32767.0) as i16;
+        bytes.extend_from_slice(&v.to_le_bytes());
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    let format = StreamFormat {
+        rate: 48_000,
+        channels: 2,
+    };
+    let source = PcmSource::new(Cursor::new(bytes), format, PcmEncoding::S16Le).unwrap();
+    let mut ask = Recorder::default();
+    let (lines, _, _) = run_demo(Box::new(source), &mut ask, DemoOptions::default());
+    assert_onsets(&lines, &ONSETS);
+    assert!(lines.iter().all(|l| l["source"] == "stdin"));
+}
+
+#[test]
+fn typed_questions_are_answered_by_the_same_loop_in_order() {
+    let (tx, rx) = mpsc::channel();
+    for q in ["where is the tiger", "", "red cup"] {
+        tx.send(q.to_string()).unwrap();
+    }
+    drop(tx);
+    let mut ask = Recorder::default();
+    let mut out = Vec::new();
+    let mut status = Vec::new();
+    let summary = Demo::new(
+        Box::new(NoAudio),
+        &mut ask,
+        DemoOptions::default(),
+        &mut out,
+        &mut status,
+    )
+    .with_typed(rx)
+    .run()
+    .unwrap();
+    assert_eq!(ask.typed, ["where is the tiger", "red cup"]);
+    assert_eq!(summary.typed, 2);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("#1 typed \"where is the tiger\": tiger (0.900)"),
+        "{text}"
+    );
+    assert!(text.contains("latency: listen"), "{text}");
+    assert!(text.contains("memory/cup.png"), "{text}");
+}
+
+/// A device that fails once in the middle of the stream and comes back.
+struct Flaky {
+    inner: WavSource,
+    pulls: usize,
+    fail_at: usize,
+    reopened: usize,
+}
+
+impl Source for Flaky {
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+    fn pull(&mut self, out: &mut Vec<f32>, wait: Duration) -> Result<Pulled, SourceError> {
+        self.pulls += 1;
+        if self.pulls == self.fail_at {
+            return Err(SourceError::new(Fault::Retry, "device unplugged"));
+        }
+        self.inner.pull(out, wait)
+    }
+    fn reopen(&mut self) -> Result<(), SourceError> {
+        self.reopened += 1;
+        if self.reopened == 1 {
+            return Err(SourceError::new(Fault::Retry, "still unplugged"));
+        }
+        Ok(())
+    }
+    fn overruns(&self) -> Overruns {
+        Overruns::default()
+    }
+}
+
+#[test]
+fn a_device_fault_is_reported_retried_and_the_loop_carries_on() {
+    let inner = WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap();
+    let flaky = Flaky {
+        inner,
+        pulls: 0,
+        fail_at: 3,
+        reopened: 0,
+    };
+    let mut ask = Recorder::default();
+    let options = DemoOptions {
+        retry_initial: Duration::from_millis(1),
+        retry_max: Duration::from_millis(4),
+        ..DemoOptions::default()
+    };
+    let (lines, status, summary) = run_demo(Box::new(flaky), &mut ask, options);
+    let expected = [
+        "audio lost: device unplugged",
+        "retrying in 0.0 s (Ctrl-C to stop)",
+        "audio still unavailable: still unplugged",
+        "retrying in 0.0 s (Ctrl-C to stop)",
+        "audio back: listening to flaky",
+    ];
+    let lines_said: Vec<&str> = status.lines().collect();
+    assert_eq!(lines_said, expected, "{status}");
+    assert_eq!(summary.device_faults, 2, "{status}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+}
+
+#[test]
+fn the_stop_flag_ends_the_loop_and_max_answers_stops_after_n() {
+    let source = WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap();
+    let mut ask = Recorder::default();
+    let (lines, _, _) = run_demo(
+        Box::new(source),
+        &mut ask,
+        DemoOptions {
+            max_answers: Some(2),
+            ..DemoOptions::default()
+        },
+    );
+    assert_eq!(lines.len(), 2);
+
+    let source = WavSource::new(&fixture("demo/three_questions.wav"), Pace::Realtime).unwrap();
+    let stop = Arc::new(AtomicBool::new(true));
+    let mut ask = Recorder::default();
+    let mut out = Vec::new();
+    let mut status = Vec::new();
+    let summary = Demo::new(
+        Box::new(source),
+        &mut ask,
+        DemoOptions::default(),
+        &mut out,
+        &mut status,
+    )
+    .with_stop_flag(stop)
+    .run()
+    .unwrap();
+    assert_eq!(summary.utterances, 0);
+    assert!(out.is_empty());
+}
+
+// ---- `visualbyte demo` with the tiny fixture model -------------------------------------------------
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_visualbyte"))
+}
+
+/// An index of two pictures built with `visualbyte index build`.
+fn tiny_index(dir: &Path) -> PathBuf {
+    let pictures = dir.join("pictures");
+    for (label, shade) in [("tiger", 40u8), ("cup", 200u8)] {
+        std::fs::create_dir_all(pictures.join(label)).unwrap();
+        let img = image::RgbImage::from_fn(40, 40, |x, y| {
+            image::Rgb([shade, (x * 6) as u8, (y * 6) as u8])
+        });
+        img.save(pictures.join(label).join("1.png")).unwrap();
+    }
+    let index = dir.join("memory.vbi");
+    let out = bin()
+        .args(["index", "build"])
+        .arg(&pictures)
+        .arg("--model")
+        .arg(fixture("tiny.onnx"))
+        .arg("-o")
+        .arg(&index)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    index
+}
+
+#[test]
+fn demo_cli_prints_one_json_answer_per_utterance_and_a_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = tiny_index(dir.path());
+    let picture = dir.path().join("answer_{n}.png");
+    let out = bin()
+        .args([
+            "demo", "--pace", "fast", "--json", "--top-k", "2", "--source",
+        ])
+        .arg(format!("wav:{}", fixture("demo").display()))
+        .arg("--model")
+        .arg(fixture("tiny.onnx"))
+        .arg("--index")
+        .arg(&index)
+        .arg("--answer-image")
+        .arg(&picture)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_onsets(&lines, &ONSETS);
+    for l in &lines {
+        let a = &l["answer"];
+        assert_eq!(a["modality"], "audio");
+        assert_eq!(a["hits"].as_array().unwrap().len(), 2);
+        let best = a["hits"][0]["score"].as_f64().unwrap();
+        match a["threshold"].as_f64() {
+            Some(t) => assert_eq!(a["not_in_memory"], best < t),
+            None => assert_eq!(a["not_in_memory"], false),
+        }
+        assert!(l["latency_ms"]["embed_ms"].as_f64().unwrap() > 0.0);
+        let png = l["answer_image"].as_str().unwrap();
+        let img = image::open(png).unwrap();
+        assert_eq!(img.width(), 3 * 160 + 4 * 8, "question + 2 memories");
+    }
+    assert!(stderr.contains("done: 3 utterance(s)"), "{stderr}");
+}
+
+#[test]
+fn demo_cli_threshold_flag_turns_answers_into_not_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = tiny_index(dir.path());
+    let out = bin()
+        .args([
+            "demo",
+            "--pace",
+            "fast",
+            "--threshold",
+            "1.0",
+            "--text-stdin",
+            "--model",
+        ])
+        .arg(fixture("tiny.onnx"))
+        .arg("--index")
+        .arg(&index)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"tiger\nred cup\n").unwrap();
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<&str> = stdout.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(answers.len(), 2, "{stdout}");
+    assert!(
+        answers[0].starts_with("#1 typed \"tiger\": not in memory"),
+        "{stdout}"
+    );
+    assert!(
+        answers[1].starts_with("#2 typed \"red cup\": not in memory"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn demo_cli_rejects_bad_profiles_and_sources_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("robot.toml");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../boards/rpi4.toml"))
+            .unwrap();
+    std::fs::write(&bad, format!("{text}\nwheels = 4\n")).unwrap();
+    let out = bin().args(["demo", "--board"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("wheels") && stderr.contains("robot.toml"),
+        "{stderr}"
+    );
+
+    let out = bin()
+        .args(["demo", "--source", "speaker"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wav:FILE_OR_FOLDER"));
+
+    let out = bin().args(["demo", "--board", "toaster"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rpi5"));
+}
