@@ -1,0 +1,380 @@
+//! The model and its contract: the committed tiny fixture loads, embeds like torch did, and copies of it
+//! with a damaged contract are refused with a message saying what is wrong.
+#[path = "onnx_meta.rs"]
+mod onnx_meta;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image::RgbImage;
+use visualbyte::model::{read_contract, Contract, Embedder, ModelError, CONTRACT_KEY};
+use visualbyte::render::RENDERER_VERSION;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny.onnx")
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_visualbyte"))
+}
+
+/// A copy of the fixture whose contract is `change(contract)`.
+fn tampered(dir: &Path, name: &str, change: impl FnOnce(&mut Contract)) -> PathBuf {
+    let mut contract = read_contract(&fixture()).expect("fixture contract");
+    change(&mut contract);
+    let json = contract.to_json();
+    let out = dir.join(name);
+    onnx_meta::rewrite(&fixture(), &out, &[(CONTRACT_KEY, &json)]);
+    out
+}
+
+fn load_err(path: &Path) -> ModelError {
+    match Embedder::load(path) {
+        Ok(e) => panic!("{} loaded as {:?}", path.display(), e),
+        Err(e) => e,
+    }
+}
+
+fn golden() -> (Vec<RgbImage>, Vec<Vec<f32>>) {
+    let f = fixture();
+    let pixels = std::fs::read(format!("{}.in.u8", f.display())).expect("fixture golden input");
+    let floats = std::fs::read(format!("{}.out.f32", f.display())).expect("fixture golden output");
+    let s = 32usize;
+    assert_eq!(pixels.len() % (s * s * 3), 0);
+    let images: Vec<RgbImage> = pixels
+        .chunks_exact(s * s * 3)
+        .map(|c| RgbImage::from_raw(s as u32, s as u32, c.to_vec()).unwrap())
+        .collect();
+    let values: Vec<f32> = floats
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let dim = values.len() / images.len();
+    (
+        images,
+        values.chunks_exact(dim).map(|r| r.to_vec()).collect(),
+    )
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn the_fixture_contract_is_valid_and_matches_this_build() {
+    let c = read_contract(&fixture()).unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.input.size, 32);
+    assert_eq!(c.embedding.dim, 32);
+    assert_eq!(c.renderer.version, RENDERER_VERSION);
+    assert!(c.model_id.starts_with("vb-"), "{}", c.model_id);
+}
+
+#[test]
+fn the_fixture_embeds_like_torch_and_batches_agree_with_single_runs() {
+    let embedder = Embedder::load(&fixture()).unwrap();
+    assert_eq!(embedder.dim(), 32);
+    assert_eq!(embedder.input_size(), 32);
+    let (images, expected) = golden();
+    assert!(!images.is_empty());
+    let got = embedder.embed(&images).unwrap();
+    assert_eq!(got.len(), images.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert!(max_abs(g, e) < 1e-4, "runtime vs torch: {}", max_abs(g, e));
+        let norm: f32 = g.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    // With a batch plan of 8: 8 + 3 images are one run of it, then three of the batch-1 plan; the
+    // vectors are those of single runs.
+    let batching = Embedder::load_with_batch(&fixture(), 8).unwrap();
+    assert_eq!((embedder.batch_size(), batching.batch_size()), (1, 8));
+    let many: Vec<RgbImage> = (0..11).map(|i| images[i % images.len()].clone()).collect();
+    let batched = batching.embed(&many).unwrap();
+    assert_eq!(batched.len(), 11);
+    for (i, v) in batched.iter().enumerate() {
+        let one = embedder.embed_one(&many[i]).unwrap();
+        assert!(
+            max_abs(v, &one) < 1e-5,
+            "image {i}: batch vs single {}",
+            max_abs(v, &one)
+        );
+    }
+    assert!(
+        max_abs(&batched[0], &batched[1]) > 1e-3,
+        "different images, different vectors"
+    );
+    assert!(embedder.embed(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn an_image_of_the_wrong_size_is_refused_naming_both_sizes() {
+    let embedder = Embedder::load(&fixture()).unwrap();
+    let ok = RgbImage::new(32, 32);
+    let bad = RgbImage::new(48, 32);
+    let e = embedder.embed(&[ok, bad]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ModelError::ImageSize {
+                index: 1,
+                width: 48,
+                height: 32,
+                size: 32,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("48×32") && e.to_string().contains("32×32"),
+        "{e}"
+    );
+}
+
+#[test]
+fn extra_metadata_keys_are_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = read_contract(&fixture()).unwrap().to_json();
+    let out = dir.path().join("extra.onnx");
+    onnx_meta::rewrite(
+        &fixture(),
+        &out,
+        &[("visualbyte.training", "{}"), (CONTRACT_KEY, &json)],
+    );
+    let e = Embedder::load(&out).unwrap();
+    assert_eq!(e.contract(), &read_contract(&fixture()).unwrap());
+}
+
+#[test]
+fn a_model_without_a_contract_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bare.onnx");
+    onnx_meta::rewrite(&fixture(), &out, &[("producer", "someone")]);
+    let e = load_err(&out);
+    assert!(matches!(e, ModelError::MissingContract { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no `visualbyte.contract`") && msg.contains("bare.onnx"),
+        "{msg}"
+    );
+    assert!(msg.contains("python -m visualbyte_export export"), "{msg}");
+    let out = bin()
+        .arg("info")
+        .arg(dir.path().join("bare.onnx"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no `visualbyte.contract`"));
+}
+
+#[test]
+fn a_contract_that_is_not_json_or_has_unknown_keys_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("junk.onnx");
+    onnx_meta::rewrite(
+        &fixture(),
+        &out,
+        &[(CONTRACT_KEY, "{\"contract_version\": 1")],
+    );
+    let e = load_err(&out);
+    assert!(matches!(e.cause(), ModelError::BadContract { .. }), "{e}");
+    assert!(e.to_string().contains("junk.onnx"), "{e}");
+    let json =
+        read_contract(&fixture())
+            .unwrap()
+            .to_json()
+            .replacen('{', "{\"colour\":\"red\",", 1);
+    onnx_meta::rewrite(&fixture(), &out, &[(CONTRACT_KEY, &json)]);
+    assert!(load_err(&out).to_string().contains("colour"));
+}
+
+#[test]
+fn a_model_for_another_renderer_version_is_refused_by_load_info_and_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = tampered(dir.path(), "v2.onnx", |c| {
+        c.renderer.version = RENDERER_VERSION + 1
+    });
+    let e = load_err(&m);
+    assert!(
+        matches!(e.cause(), ModelError::RendererVersion { .. }),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("renderer version {}", RENDERER_VERSION + 1)),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("renders version {RENDERER_VERSION}")),
+        "{msg}"
+    );
+    // `info` still shows the contract, then says why it cannot be used.
+    let out = bin().arg("info").arg(&m).output().unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("version {}, 32×32", RENDERER_VERSION + 1)),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("renderer version"));
+    let png = dir.path().join("t.png");
+    let out = bin()
+        .args(["render", "text", "tiger", "--model"])
+        .arg(&m)
+        .arg("-o")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!png.exists());
+}
+
+#[test]
+fn a_contract_size_that_the_graph_does_not_have_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = tampered(dir.path(), "s48.onnx", |c| {
+        c.input.size = 48;
+        c.renderer.size = 48;
+    });
+    read_contract(&m).unwrap().validate().unwrap();
+    let e = load_err(&m);
+    assert!(matches!(e.cause(), ModelError::Graph { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("[batch, 3, 48, 48]") && msg.contains("32, 32]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_contract_dim_or_name_that_the_graph_does_not_have_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = tampered(dir.path(), "d64.onnx", |c| c.embedding.dim = 64);
+    let msg = load_err(&m).to_string();
+    assert!(
+        msg.contains("[batch, 64]") && msg.contains(", 32]"),
+        "{msg}"
+    );
+    let m = tampered(dir.path(), "in.onnx", |c| c.input.name = "pixels".into());
+    let msg = load_err(&m).to_string();
+    assert!(
+        msg.contains("\"pixels\"") && msg.contains("\"image\""),
+        "{msg}"
+    );
+    let m = tampered(dir.path(), "out.onnx", |c| {
+        c.embedding.name = "features".into()
+    });
+    let msg = load_err(&m).to_string();
+    assert!(
+        msg.contains("no output named \"features\"") && msg.contains("\"embedding\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn info_prints_the_contract_and_json_round_trips() {
+    let contract = read_contract(&fixture()).unwrap();
+    let out = bin().arg("info").arg(fixture()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&contract.model_id), "{text}");
+    assert!(
+        text.contains("[batch, 3, 32, 32]") && text.contains("[batch, 32]"),
+        "{text}"
+    );
+    let out = bin()
+        .args(["info", "--json", "--check"])
+        .arg(fixture())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed = Contract::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(parsed, contract);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("graph matches the contract"));
+}
+
+#[test]
+fn embed_writes_what_torch_computed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = PathBuf::from(format!("{}.in.u8", fixture().display()));
+    let out_path = dir.path().join("out.f32");
+    let out = bin()
+        .arg("embed")
+        .arg("--model")
+        .arg(fixture())
+        .arg("--input")
+        .arg(&input)
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<f32> = std::fs::read(&out_path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let (_, expected) = golden();
+    let expected: Vec<f32> = expected.concat();
+    assert!(max_abs(&got, &expected) < 1e-4);
+    // A file that is not a whole number of 32×32×3 images is refused.
+    let short = dir.path().join("short.u8");
+    std::fs::write(&short, vec![0u8; 32 * 32 * 3 + 5]).unwrap();
+    let out = bin()
+        .arg("embed")
+        .arg("--model")
+        .arg(fixture())
+        .arg("--input")
+        .arg(&short)
+        .arg("-o")
+        .arg(dir.path().join("x.f32"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("whole number of 32×32×3 images"));
+    assert!(!dir.path().join("x.f32").exists());
+}
+
+#[test]
+fn render_takes_its_settings_from_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("t.png");
+    let out = bin()
+        .args(["render", "text", "tiger", "--model"])
+        .arg(fixture())
+        .arg("-o")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (32, 32));
+    let out = bin()
+        .args(["render", "text", "tiger", "--size", "64", "--model"])
+        .arg(fixture())
+        .arg("-o")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "--size and --model conflict");
+}
