@@ -386,3 +386,46 @@ fn info_names_truncation_and_verify_finds_flipped_vector_bits() {
     let stderr = fails(run(root, &["index", "info"]));
     assert!(stderr.contains("memory.vbi"), "{stderr}");
 }
+
+#[test]
+fn a_build_killed_midway_leaves_a_whole_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    memory(root);
+    let model = tiny_model();
+    let m = model.to_str().unwrap();
+    ok(run(
+        root,
+        &["index", "build", "memory", "--model", m, "-o", "m.vbi"],
+    ));
+    let before = std::fs::read(root.join("m.vbi")).unwrap();
+    for i in 0..120 {
+        picture(
+            &root.join(format!("memory/many/{i}.png")),
+            [(i * 2) as u8, 90, 40],
+            1 + i % 7,
+        );
+    }
+    for delay_ms in [50, 150, 400] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
+            .args([
+                "index", "build", "memory", "--model", m, "-o", "m.vbi", "--batch", "4",
+            ])
+            .current_dir(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whenever it died, the index is the old one or the complete new one, never a broken one.
+        let index = EmbeddingIndex::open_verified(&root.join("m.vbi")).unwrap();
+        let now = std::fs::read(root.join("m.vbi")).unwrap();
+        assert!(
+            now == before || index.len() == 125,
+            "{} entries",
+            index.len()
+        );
+    }
+}
