@@ -34,7 +34,7 @@ def test_pixels_are_normalised_exactly_as_the_contract_says():
 @pytest.mark.parametrize("arch", ["convnext_atto", "convnext_tiny"])
 def test_embeddings_are_unit_length_and_the_projector_follows_the_backbone(arch):
     net = tiny(arch=arch)
-    assert net.projector[0].in_features == net.backbone.num_features == 64
+    assert net.projector[1].in_features == net.backbone.num_features == 64
     x = torch.randn(3, 3, 32, 32)
     e = net.embed(x)
     assert e.shape == (3, 16)

@@ -66,8 +66,15 @@ class VisualByteNet(nn.Module):
         self.backbone_kwargs = dict(backbone_kwargs or {})
         self.backbone = create_backbone(arch, self.backbone_kwargs, drop_path_rate)
         feat = self.backbone.num_features
+        # BatchNorm first: a random-init ConvNeXt's pooled features share a large common component
+        # (cosine ~0.6 between unrelated images, ~0.98 between rendered words); without centring it,
+        # the projector amplifies that component and every embedding collapses onto one direction
+        # within ~50 steps (measured on ds96). At inference it is a fixed per-channel affine map.
         self.projector = nn.Sequential(
-            nn.Linear(feat, embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim)
+            nn.BatchNorm1d(feat),
+            nn.Linear(feat, embed_dim),
+            nn.GELU(),
+            nn.Linear(embed_dim, embed_dim),
         )
         # Cosine classifier: class weights live on the same sphere as the embeddings, so the class
         # prototypes pull image, text and audio of one class to one place, which is what
