@@ -114,11 +114,11 @@ impl MelSpectrogram {
             for m in 0..self.n_mels {
                 let (a, b) = self.filter_spans[m];
                 let row = &self.filters[m * n_bins..(m + 1) * n_bins];
-                let mut acc = 0.0;
-                for k in a..b {
-                    acc += row[k] * self.power[k];
-                }
-                mel[m * frames + t] = acc;
+                mel[m * frames + t] = row[a..b]
+                    .iter()
+                    .zip(&self.power[a..b])
+                    .map(|(w, p)| w * p)
+                    .sum();
             }
         }
         let mut max = f64::NEG_INFINITY;
