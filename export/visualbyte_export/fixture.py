@@ -36,14 +36,15 @@ def build_fixture_net(arch: str = FIXTURE_ARCH, seed: int = 0) -> VisualByteNet:
         arch, num_classes=0, embed_dim=FIXTURE_DIM, backbone_kwargs=FIXTURE_BACKBONE
     )
     # Trained-looking normalisation statistics, so the golden outputs exercise every op.
-    bn = net.projector[0]
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        n = bn.num_features
-        bn.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-        bn.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-        bn.weight.copy_(torch.rand(n, generator=g) + 0.5)
-        bn.bias.copy_(torch.randn(n, generator=g) * 0.1)
+        for bn in (m for m in net.projector if isinstance(m, torch.nn.BatchNorm1d)):
+            n = bn.num_features
+            bn.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+            bn.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            if bn.affine:
+                bn.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                bn.bias.copy_(torch.randn(n, generator=g) * 0.1)
     return net.eval()
 
 
