@@ -142,6 +142,39 @@ def to_input(
 
 
 # -------------------------------------------------------------------------------- model wrapper
+class GlobalBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d whose training statistics cover every rank's rows (gloo or nccl).
+
+    ``torch.nn.SyncBatchNorm`` needs GPUs; this works on CPU too. The sums go through the autograd
+    all-reduce, so gradients are those of one process on the whole batch. Same state dict.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c = x.shape[1]
+        n = torch.tensor([float(x.shape[0])], device=x.device, dtype=x.dtype)
+        total = all_reduce(torch.cat([x.sum(0), (x * x).sum(0), n]))
+        count = total[-1]
+        mean = total[:c] / count
+        var = (total[c : 2 * c] / count - mean * mean).clamp_min(0)
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                m = self.momentum if self.momentum is not None else 0.1
+                unbiased = var * count / (count - 1).clamp_min(1)
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * unbiased.detach())
+                self.num_batches_tracked.add_(1)
+        y = (x - mean) / torch.sqrt(var + self.eps)
+        if self.affine:
+            y = y * self.weight + self.bias
+        return y
+
+
 class TrainForward(nn.Module):
     """The DDP-wrapped module: one forward gives embeddings, class logits and the logit scale."""
 
@@ -369,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
 
     module = TrainForward(net)
     if world > 1:
+        # Batch statistics over the global batch, so N ranks train exactly like one process.
+        for bn in net.projector:
+            if isinstance(bn, nn.BatchNorm1d):
+                bn.__class__ = GlobalBatchNorm1d
         module = nn.parallel.DistributedDataParallel(
             module, device_ids=[device.index] if device.type == "cuda" else None
         )
