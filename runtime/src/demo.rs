@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::endpoint::{EndpointConfig, Endpointer, Event, Utterance};
 use crate::query::{Answer, Engine};
-use crate::render::{Pcm, Renderer, RendererSettings};
+use crate::render::{Pcm, Renderer, RendererSettings, TextRenderer};
 use crate::source::{Fault, Pulled, Source};
 use crate::stream::{Converter, Overruns};
 
@@ -90,7 +90,7 @@ pub struct Summary {
 /// Milliseconds per stage for one answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Latency {
-    /// Converting and endpointing the utterance's audio (CPU time, spread over the utterance).
+    /// Converting and endpointing the audio since the previous answer (CPU time, spread over listening).
     pub listen_ms: f64,
     pub render_ms: f64,
     pub embed_ms: f64,
@@ -134,7 +134,7 @@ pub struct Demo<'a> {
     status: &'a mut dyn Write,
     stop: Arc<AtomicBool>,
     typed: Option<Receiver<String>>,
-    picture: Option<Renderer>,
+    picture: Option<(Renderer, TextRenderer)>,
     espeak_missing: bool,
     summary: Summary,
     answers: usize,
@@ -528,9 +528,10 @@ impl<'a> Demo<'a> {
                 .ask
                 .renderer_settings()
                 .ok_or_else(|| anyhow::anyhow!("no renderer settings to draw with"))?;
-            self.picture = Some(Renderer::new(settings)?);
+            let captions = TextRenderer::new(TILE, &settings.text)?;
+            self.picture = Some((Renderer::new(settings)?, captions));
         }
-        let Some(renderer) = self.picture.as_mut() else {
+        let Some((renderer, captioner)) = self.picture.as_mut() else {
             return Ok(());
         };
         let question = match pcm {
@@ -553,9 +554,9 @@ impl<'a> Demo<'a> {
         let caption_tiles: Vec<RgbImage> = captions
             .iter()
             .map(|c| {
-                renderer.text(c).unwrap_or_else(|_| {
-                    RgbImage::from_pixel(renderer.size(), renderer.size(), Rgb([255, 255, 255]))
-                })
+                captioner
+                    .render(c)
+                    .unwrap_or_else(|_| RgbImage::from_pixel(TILE, TILE, Rgb([255, 255, 255])))
             })
             .collect();
         let picture = compose(&tiles, &caption_tiles, answer.not_in_memory);
@@ -590,9 +591,14 @@ pub fn compose(tiles: &[RgbImage], captions: &[RgbImage], not_in_memory: bool) -
         let scaled = imageops::resize(tile, TILE, TILE, imageops::FilterType::Triangle);
         imageops::replace(&mut canvas, &scaled, x as i64, (GAP * 2) as i64);
         if let Some(c) = captions.get(i) {
-            let scaled = imageops::resize(c, TILE, TILE, imageops::FilterType::Triangle);
-            let crop = imageops::crop_imm(&scaled, 0, TILE / 4, TILE, caption_h).to_image();
-            imageops::replace(&mut canvas, &crop, x as i64, (TILE + 3 * GAP) as i64);
+            let fitted = fit_caption(c, TILE, caption_h);
+            let dx = (TILE - fitted.width()) / 2;
+            imageops::replace(
+                &mut canvas,
+                &fitted,
+                (x + dx) as i64,
+                (TILE + 3 * GAP) as i64,
+            );
         }
     }
     // A divider between the question and the memories.
@@ -603,6 +609,29 @@ pub fn compose(tiles: &[RgbImage], captions: &[RgbImage], not_in_memory: bool) -
         }
     }
     canvas
+}
+
+/// The inked rows of a square caption, scaled down (never up) to fit `w × h`.
+fn fit_caption(caption: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let inked = |y: u32| (0..caption.width()).any(|x| caption.get_pixel(x, y).0[0] < 200);
+    let top = (0..caption.height()).find(|&y| inked(y)).unwrap_or(0);
+    let bottom = (0..caption.height()).rev().find(|&y| inked(y)).unwrap_or(0);
+    if bottom < top {
+        return RgbImage::from_pixel(1, 1, Rgb([255, 255, 255]));
+    }
+    let band = imageops::crop_imm(caption, 0, top, caption.width(), bottom - top + 1).to_image();
+    let scale = (w as f32 / band.width() as f32)
+        .min(h as f32 / band.height() as f32)
+        .min(1.0);
+    let (bw, bh) = (
+        ((band.width() as f32 * scale) as u32).max(1),
+        ((band.height() as f32 * scale) as u32).max(1),
+    );
+    if (bw, bh) == band.dimensions() {
+        band
+    } else {
+        imageops::resize(&band, bw, bh, imageops::FilterType::Triangle)
+    }
 }
 
 fn missing_tile(size: u32) -> RgbImage {
