@@ -401,8 +401,8 @@ def write_model_card(
         f"{model.stat().st_size / 1e6:.1f} MB; card written by "
         f"`python -m visualbyte_export evaluate` on {stamp}.",
         f"- **Architecture**: timm `{args.get('arch', '?')}` (random init, no pretrained weights)"
-        " → "
-        f"Linear·GELU·Linear projector → L2 norm, embedding {dim}-d. One network for photos, "
+        " → BatchNorm·Linear·GELU·Linear·BatchNorm projector → L2 norm, embedding "
+        f"{dim}-d. One network for photos, "
         "rendered text and log-mel spectrogram images.",
         f"- **Input**: {size}×{size} RGB, ImageNet mean/std (docs/CONTRACT.md). {size} px keeps a "
         "rendered word and the 80 mel rows legible while training fits two CPU cores and a query "
@@ -446,8 +446,13 @@ def write_model_card(
     ]
     for k, v in res["overall"].items():
         lines.append(f"| {k.split('->')[0]} | {v['R@1']:.3f} | {v['R@5']:.3f} | {v['n']} |")
-    n_cls = len(meta["classes"])
-    lines += ["", f"Chance R@1 ≈ {1 / max(1, n_cls):.3f} ({n_cls} classes)."]
+    chance = res.get("chance_r1", {})
+    lines += [
+        "",
+        "Chance R@1 (a random gallery image has the query's class): "
+        + ", ".join(f"{m} {v:.3f}" for m, v in chance.items())
+        + f"; {len(meta['classes'])} classes.",
+    ]
     for group, rows in (res.get("by_group") or {}).items():
         lines += [
             "",
@@ -629,6 +634,12 @@ def evaluate_embeddings(emb: dict, ev: dict, num_classes: int) -> dict:
         if row:
             res["per_class"][c] = row
     res["by_group"] = _by_group(ev, per_query)
+    gy = ev["y"]["image"]
+    counts = np.bincount(gy, minlength=num_classes)
+    res["chance_r1"] = {}
+    for m in MODALITIES:
+        own = counts[ev["y"][m]] - (1 if m == "image" else 0)
+        res["chance_r1"][m] = float(np.mean(own / max(1, len(gy) - (m == "image"))))
     return res
 
 
