@@ -37,7 +37,11 @@ pub fn models_dirs() -> Vec<PathBuf> {
 }
 
 /// `explicit` if given, else the first `models/<name>` that exists.
-pub fn resolve_default(explicit: Option<PathBuf>, name: &str, what: &str) -> anyhow::Result<PathBuf> {
+pub fn resolve_default(
+    explicit: Option<PathBuf>,
+    name: &str,
+    what: &str,
+) -> anyhow::Result<PathBuf> {
     if let Some(path) = explicit {
         return Ok(path);
     }
