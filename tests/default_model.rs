@@ -1,0 +1,98 @@
+//! The shipped default: `models/visualbyte.onnx`, its image memory `models/memory.vbi` and the sample
+//! questions in `models/samples/` must load, pair and answer, the way the README's first command uses them.
+//! (How *well* the model answers is measured by the export step's `evaluate`, in models/MODEL_CARD.md.)
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use visualbyte::index::EmbeddingIndex;
+use visualbyte::model::{read_contract, Embedder};
+use visualbyte::render::Renderer;
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
+}
+
+#[test]
+fn default_model_contract_is_complete_and_calibrated() {
+    let contract = read_contract(&models().join("visualbyte.onnx")).unwrap();
+    contract.validate().unwrap();
+    let threshold = contract
+        .threshold
+        .expect("the default model carries a calibrated threshold");
+    assert!((-1.0..=1.0).contains(&threshold), "{threshold}");
+    assert_eq!(contract.input.size, contract.renderer.size);
+}
+
+#[test]
+fn default_index_belongs_to_the_default_model_and_every_picture_exists() {
+    let embedder = Embedder::load(&models().join("visualbyte.onnx")).unwrap();
+    let index = EmbeddingIndex::open_verified(&models().join("memory.vbi")).unwrap();
+    index.check_model(embedder.model_id()).unwrap();
+    assert_eq!(index.dim(), embedder.dim());
+    assert!(
+        index.label_counts().len() >= 150,
+        "{} labels",
+        index.label_counts().len()
+    );
+    for i in 0..index.len() {
+        let path = index.source_path(i);
+        assert!(
+            path.is_file(),
+            "{} ({}) is missing",
+            path.display(),
+            index.label(i)
+        );
+    }
+    // A picture of the memory finds itself first, whatever the model learned.
+    let renderer = Renderer::new(embedder.renderer_settings().clone()).unwrap();
+    for i in [0, index.len() / 2, index.len() - 1] {
+        let img = renderer.image_file(&index.source_path(i)).unwrap();
+        let query = embedder.embed_one(&img).unwrap();
+        let hits = index.search(&query, 1).unwrap();
+        assert!(
+            hits[0].score > 0.999,
+            "{}: {}",
+            index.label(i),
+            hits[0].score
+        );
+        assert_eq!(index.label(hits[0].index), index.label(i));
+    }
+}
+
+#[test]
+fn demo_answers_every_shipped_sample_in_order() {
+    let samples = models().join("samples");
+    let mut wavs: Vec<String> = std::fs::read_dir(&samples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    wavs.sort();
+    assert!(wavs.len() >= 10, "{wavs:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
+        .args(["demo", "--pace", "fast", "--json", "--source"])
+        .arg(format!("wav:{}", samples.display()))
+        .env("VISUALBYTE_MODELS", models())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "answer")
+        .collect();
+    assert_eq!(answers.len(), wavs.len(), "one answer per sample question");
+    for (answer, wav) in answers.iter().zip(&wavs) {
+        let source = answer["source"].as_str().unwrap();
+        assert!(source.ends_with(wav.as_str()), "{source} vs {wav}");
+        assert!(answer["answer"]["hits"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty()));
+    }
+}
