@@ -135,7 +135,9 @@ clippy_default() { nice -n 5 cargo clippy --locked --all-targets -- -D warnings;
 clippy_mic() { nice -n 5 cargo clippy --locked --all-targets --features mic -- -D warnings; }
 
 # The binary is built once here; the integration tests and pytest both use it.
-native_build() { nice -n 5 cargo test --locked --no-run && nice -n 5 cargo build --locked --bin visualbyte; }
+# `cargo test --no-run` also builds the `visualbyte` binary the integration tests and pytest run (a separate
+# `cargo build` would resolve features without the dev-dependencies and rebuild the crate twice per run).
+native_build() { nice -n 5 cargo test --locked --no-run; }
 
 native_test() {
     nice -n 5 cargo test --locked 2>&1 | tee "$LOGS/native-test.log"
