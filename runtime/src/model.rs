@@ -497,21 +497,27 @@ impl Embedder {
         let dim = self.contract.embedding.dim;
         let n = images.len();
         let plane = size * size;
-        let mut input = vec![0f32; n * 3 * plane];
-        for (b, img) in images.iter().enumerate() {
-            let base = b * 3 * plane;
-            for (p, px) in img.as_raw().chunks_exact(3).enumerate() {
-                for c in 0..3 {
-                    input[base + c * plane + p] = self.lut[c][px[c] as usize];
-                }
-            }
-        }
         let tract_err = |e: anyhow::Error| ModelError::Tract {
             model_id: self.contract.model_id.clone(),
             stage: "run",
             reason: format!("{e:#}"),
         };
-        let tensor = Tensor::from_shape(&[n, 3, size, size], &input).map_err(tract_err)?;
+        // Normalised straight into the input tensor (one buffer, no intermediate copy).
+        let mut tensor = Tensor::zero::<f32>(&[n, 3, size, size]).map_err(tract_err)?;
+        {
+            let mut view = tensor.try_as_plain_ram_mut().map_err(tract_err)?;
+            let input = view.as_slice_mut::<f32>().map_err(tract_err)?;
+            for (b, img) in images.iter().enumerate() {
+                let base = b * 3 * plane;
+                let (r, rest) = input[base..base + 3 * plane].split_at_mut(plane);
+                let (g, bl) = rest.split_at_mut(plane);
+                for (p, px) in img.as_raw().chunks_exact(3).enumerate() {
+                    r[p] = self.lut[0][px[0] as usize];
+                    g[p] = self.lut[1][px[1] as usize];
+                    bl[p] = self.lut[2][px[2] as usize];
+                }
+            }
+        }
         let outputs = plan.run(tvec!(tensor.into_tvalue())).map_err(tract_err)?;
         let output = outputs
             .first()
