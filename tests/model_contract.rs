@@ -352,6 +352,56 @@ fn embed_writes_what_torch_computed() {
 }
 
 #[test]
+fn two_inference_threads_embed_like_one_and_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = PathBuf::from(format!("{}.in.u8", fixture().display()));
+    let (_, expected) = golden();
+    let expected: Vec<f32> = expected.concat();
+    for threads in ["1", "2", "3"] {
+        let out_path = dir.path().join(format!("out{threads}.f32"));
+        let out = bin()
+            .args(["embed", "--threads", threads, "--model"])
+            .arg(fixture())
+            .arg("--input")
+            .arg(&input)
+            .arg("-o")
+            .arg(&out_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Vec<f32> = std::fs::read(&out_path)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert!(max_abs(&got, &expected) < 1e-4, "{threads} threads");
+    }
+    // In the library: the executor is process-wide and switching it back and forth is safe.
+    let embedder = Embedder::load(&fixture()).unwrap();
+    let (images, _) = golden();
+    visualbyte::parallel::set_inference_threads(2).unwrap();
+    let two = embedder.embed(&images).unwrap().concat();
+    visualbyte::parallel::set_inference_threads(1).unwrap();
+    assert!(max_abs(&two, &expected) < 1e-4);
+    let out = bin()
+        .args(["embed", "--threads", "0", "--model"])
+        .arg(fixture())
+        .arg("--input")
+        .arg(&input)
+        .arg("-o")
+        .arg(dir.path().join("zero.f32"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--threads") && err.contains("0"), "{err}");
+}
+
+#[test]
 fn render_takes_its_settings_from_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("t.png");

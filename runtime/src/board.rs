@@ -48,7 +48,7 @@ pub struct Board {
     pub description: String,
     /// Rust target triple of the binary for this board, e.g. `aarch64-unknown-linux-gnu`.
     pub target: String,
-    /// Inference threads (recorded for the model runner; at most the board's cores).
+    /// Inference threads for the model (tract's multithreaded matrix multiply; `--threads` overrides).
     pub threads: usize,
     /// The ONNX model; relative paths are from the working directory. Absent: the default search.
     #[serde(default)]

@@ -1,6 +1,8 @@
 //! What every subcommand shares: logging and where the default model and index live.
 use std::path::{Path, PathBuf};
 
+use clap::Args;
+
 /// Logging through env_logger: RUST_LOG wins; otherwise warnings, or more with -v / -vv.
 pub fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -55,4 +57,24 @@ pub fn resolve_default(
                 dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
             )
         })
+}
+
+/// `--threads`: how many threads run the model (every subcommand that embeds takes it).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ThreadsArg {
+    /// Inference threads for the model: 1 runs tract single-threaded, N > 1 uses its multithreaded
+    /// matrix multiply on N threads [default: 1, or the board profile's `threads` for `demo --board`].
+    #[arg(long, env = "VISUALBYTE_THREADS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=visualbyte::parallel::MAX_THREADS as i64))]
+    pub threads: Option<u32>,
+}
+
+impl ThreadsArg {
+    /// Sets the inference threads for this process: the flag, else `default`. Returns the count.
+    pub fn apply(self, default: usize) -> anyhow::Result<usize> {
+        let n = self.threads.map_or(default, |n| n as usize);
+        visualbyte::parallel::set_inference_threads(n).map_err(anyhow::Error::msg)?;
+        log::info!("inference threads: {n}");
+        Ok(n)
+    }
 }

@@ -13,7 +13,7 @@ use visualbyte::model::Embedder;
 use visualbyte::query::{Engine, DEFAULT_TOP_K};
 use visualbyte::source::{NoAudio, Pace, PcmSource, Source, SourceSpec, WavSource};
 
-use super::common::{models_dirs, resolve_default, DEFAULT_INDEX, DEFAULT_MODEL};
+use super::common::{models_dirs, resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -82,6 +82,8 @@ pub struct DemoArgs {
     /// Endpointing: nothing quieter than this is speech, dBFS.
     #[arg(long, allow_negative_numbers = true)]
     min_level_db: Option<f32>,
+    #[command(flatten)]
+    threads: ThreadsArg,
 }
 
 const MIC_HELP: &str = "to use a microphone, build with `cargo build --release --features mic` \
@@ -92,6 +94,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         return list_devices();
     }
     let board = args.board.as_deref().map(Board::load).transpose()?;
+    // --threads, else the board's, else one.
+    args.threads
+        .apply(board.as_ref().map_or(1, |b| b.threads))?;
     if let Some(b) = &board {
         if !b.matches_this_build() {
             eprintln!(

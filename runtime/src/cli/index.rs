@@ -13,7 +13,7 @@ use visualbyte::index::{
 use visualbyte::model::Embedder;
 use visualbyte::render::Renderer;
 
-use super::common::{self, DEFAULT_INDEX, DEFAULT_MODEL};
+use super::common::{self, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
 
 /// File extensions read as pictures (the formats this build decodes).
 const PICTURE_EXTENSIONS: &[&str] = &[
@@ -68,6 +68,8 @@ pub struct BuildArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    threads: ThreadsArg,
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +92,8 @@ pub struct AddArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    threads: ThreadsArg,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +162,7 @@ fn default_out() -> PathBuf {
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<()> {
+    args.threads.apply(1)?;
     let out = args.out.clone().unwrap_or_else(default_out);
     let mut skipped = Skipped::default();
     let items = collect_build_items(&args.dir, args.labels.as_deref(), &mut skipped)?;
@@ -209,6 +214,7 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
 }
 
 fn add(args: AddArgs) -> anyhow::Result<()> {
+    args.threads.apply(1)?;
     let label = args.label.trim().to_string();
     if label.is_empty() {
         bail!("--label is empty: name what the pictures show, e.g. --label tiger");

@@ -8,7 +8,7 @@ use clap::Args;
 use image::RgbImage;
 use visualbyte::model::{read_contract, Contract, Embedder};
 
-use super::common::{resolve_default, DEFAULT_MODEL};
+use super::common::{resolve_default, ThreadsArg, DEFAULT_MODEL};
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
@@ -33,6 +33,8 @@ pub struct EmbedArgs {
     /// Output: N×D little-endian f32.
     #[arg(short, long)]
     out: PathBuf,
+    #[command(flatten)]
+    threads: ThreadsArg,
 }
 
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
@@ -136,6 +138,7 @@ fn describe(path: &Path, c: &Contract) -> String {
 
 /// Embeds a raw file of rendered images, writing to a temporary name renamed at the end.
 pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    args.threads.apply(1)?;
     let model = resolve_default(args.model, DEFAULT_MODEL, "model")?;
     let embedder = Embedder::load(&model)?;
     let size = embedder.input_size();

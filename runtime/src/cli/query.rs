@@ -8,7 +8,7 @@ use visualbyte::index::EmbeddingIndex;
 use visualbyte::model::Embedder;
 use visualbyte::query::{Answer, Engine, DEFAULT_TOP_K};
 
-use super::common::{resolve_default, DEFAULT_INDEX, DEFAULT_MODEL};
+use super::common::{resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
 use super::info::print_stdout;
 
 #[derive(Debug, Args)]
@@ -38,9 +38,12 @@ pub struct QueryArgs {
     /// Print the answer as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    threads: ThreadsArg,
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
+    args.threads.apply(1)?;
     let model = resolve_default(args.model, DEFAULT_MODEL, "model")?;
     let index = resolve_default(args.index, DEFAULT_INDEX, "index")?;
     let start = Instant::now();
