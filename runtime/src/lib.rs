@@ -3,6 +3,7 @@
 //! A query travels through one module per stage:
 //! `render` (audio, text or picture → an `S×S` RGB image) → `model` (one ConvNeXt → an embedding) →
 //! `index` (cosine top-k over the image memory) → `query` (the answer, with "not in memory").
+pub mod bench;
 pub mod board;
 #[cfg(feature = "mic")]
 pub mod capture;
@@ -11,6 +12,7 @@ pub mod endpoint;
 pub mod error;
 pub mod index;
 pub mod model;
+pub mod parallel;
 pub mod query;
 pub mod render;
 pub mod source;

@@ -1,4 +1,5 @@
 //! Argument parsing and wiring; none of the library modules know about clap.
+mod bench;
 mod common;
 mod demo;
 mod index;
@@ -41,6 +42,8 @@ pub enum Command {
     Embed(info::EmbedArgs),
     /// The on-device loop: listen (microphone, WAV files or raw PCM), detect each spoken question, answer it.
     Demo(demo::DemoArgs),
+    /// Time each stage of the query path (render, embed, search, whole question) on this machine.
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Embed(args) => info::embed(args),
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
