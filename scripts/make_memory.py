@@ -1,10 +1,12 @@
-"""Lay out the default image memory in models/memory/<label>/: one Google-style emoji per emoji class
-(Apache-2.0, from the npm package emoji-datasource-google) and two Fashion-MNIST test photographs per
-clothing class (MIT, Debian's dataset-fashion-mnist). The index over it is built by the runtime:
+"""Lay out the default image memory in models/memory/<label>/: one Google-style emoji per emoji
+class (Apache-2.0, from the npm package emoji-datasource-google) and two Fashion-MNIST test
+photographs per clothing class (MIT, Debian's dataset-fashion-mnist). The index over it is built by
+the runtime:
 
     python scripts/make_memory.py --data /var/cache/visualbyte/data/ds96 \
         --google /var/cache/visualbyte/data/downloads/emoji-datasource-google-16.0.0.tgz
-    cargo run -p visualbyte -- index build models/memory -o models/memory.vbi --model models/visualbyte.onnx
+    cargo run -p visualbyte -- index build models/memory -o models/memory.vbi \
+        --model models/visualbyte.onnx
 """
 
 import argparse
@@ -21,10 +23,16 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True, help="dataset folder (meta.json, *_rows.jsonl)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--data", type=Path, required=True, help="dataset folder (meta.json, *_rows.jsonl)"
+    )
     ap.add_argument("--google", type=Path, required=True, help="emoji-datasource-google .tgz")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "models/memory")
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "models/memory"
+    )
     ap.add_argument("--photos-per-class", type=int, default=2)
     args = ap.parse_args()
 
@@ -36,7 +44,12 @@ def main() -> None:
     with (args.data / "train_image_rows.jsonl").open() as f:
         for line in f:
             row = json.loads(line)
-            if row["source"] == "emoji" and row["style"] == "google" and not row["aug"] and not row["tone"]:
+            if (
+                row["source"] == "emoji"
+                and row["style"] == "google"
+                and not row["aug"]
+                and not row["tone"]
+            ):
                 codes.setdefault(row["y"], row["code"].lower())
     with tarfile.open(args.google) as tar:
         for y, code in sorted(codes.items()):
@@ -60,7 +73,8 @@ def main() -> None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(images[i]).save(dest)  # as the training data shows them
     n = sum(1 for _ in args.out.rglob("*.png"))
-    print(f"{n} pictures in {len({p.parent for p in args.out.rglob('*.png')})} labels under {args.out}")
+    labels = len({p.parent for p in args.out.rglob("*.png")})
+    print(f"{n} pictures in {labels} labels under {args.out}")
 
 
 if __name__ == "__main__":

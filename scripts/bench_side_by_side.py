@@ -1,0 +1,390 @@
+"""VisualByte next to the tools a user would pick instead: one run, same inputs, same threads.
+
+    /var/cache/visualbyte/venv/bin/python scripts/bench_side_by_side.py \
+        --bin /var/cache/visualbyte/target/release/visualbyte \
+        --checkpoint RUN/best.pt --out BENCHMARKS.md
+
+Compared, per thread count (--threads, default 1,2):
+  * embedding one image with the default model: tract (`visualbyte bench`) vs onnxruntime
+    (same ONNX file) vs PyTorch eager (the checkpoint the ONNX was exported from; its output
+    is checked against onnxruntime's);
+  * log-mel of 1 s and 2 s of speech: our front end vs librosa (and torchaudio when
+    installed), checked against the float64 reference the Rust golden test pins;
+  * exact top-10 over 100k random 512-d vectors: our scan vs a numpy flat scan (faiss when
+    installed).
+Writes a Markdown table (medians, p10–p90 spread, ratios) to --out, raw numbers to --json.
+Run it on an otherwise idle machine: everything runs in turn, never two at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stats(samples_ms: list[float]) -> dict:
+    s = np.sort(np.asarray(samples_ms))
+    n = len(s)
+
+    def rank(q: float) -> float:
+        return float(s[min(n, max(1, int(np.ceil(q * n)))) - 1])
+
+    return {"runs": n, "median_ms": float(np.median(s)), "p10_ms": rank(0.1), "p90_ms": rank(0.9)}
+
+
+def timeit(fn, runs: int, warmup: int = 3) -> dict:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return stats(out)
+
+
+def ours(binary: Path, threads: int, runs: int, search: bool) -> dict:
+    cmd = [str(binary), "bench", "--json", "--threads", str(threads), "--runs", str(runs)]
+    cmd += [
+        "--search-sizes",
+        "100000" if search else "0",
+        "--vector-types",
+        "f32,i8",
+        "--batch",
+        "0",
+    ]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+    report = json.loads(r.stdout)
+    report["by_name"] = {s["name"]: s for s in report["stages"]}
+    return report
+
+
+def rendered_query(binary: Path, model: Path, text: str) -> np.ndarray:
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(d) / "q.png"
+        subprocess.run(
+            [str(binary), "render", "text", text, "--model", str(model), "--out", str(png)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        return np.asarray(Image.open(png).convert("RGB"))
+
+
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    mean = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+    std = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+    x = (pixels.astype(np.float32) / 255.0 - mean) / std
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def reference_log_mel():
+    spec = importlib.util.spec_from_file_location(
+        "make_golden", ROOT / "tests/fixtures/mel/make_golden.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.log_mel
+
+
+def librosa_log_mel(x: np.ndarray) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=x,
+        sr=16000,
+        n_fft=400,
+        hop_length=160,
+        n_mels=80,
+        power=2.0,
+        center=True,
+        pad_mode="reflect",
+        window="hann",
+        htk=False,
+        norm="slaney",
+    )[:, :-1]
+    log = np.log10(np.maximum(mel, 1e-10))
+    log = np.maximum(log, log.max() - 8.0)
+    return (log + 4.0) / 4.0
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b > 0 else "–"
+
+
+def cell(s: dict | None) -> str:
+    if not s:
+        return "–"
+    return f"{s['median_ms']:.3f} ({s['p10_ms']:.3f}–{s['p90_ms']:.3f})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--bin", type=Path, default=Path("/var/cache/visualbyte/target/release/visualbyte")
+    )
+    ap.add_argument("--model", type=Path, default=ROOT / "models/visualbyte.onnx")
+    ap.add_argument(
+        "--checkpoint", type=Path, help="the training checkpoint the model was exported from"
+    )
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--text", default="where is the tiger")
+    ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    ap.add_argument("--json", type=Path, help="raw numbers (default: next to --out)")
+    args = ap.parse_args()
+
+    import onnxruntime as ort
+    import torch
+
+    threads = [int(t) for t in args.threads.split(",")]
+    runs = args.runs
+    res: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    versions = {"onnxruntime": ort.__version__, "torch": torch.__version__, "numpy": np.__version__}
+    import librosa
+
+    versions["librosa"] = librosa.__version__
+    have_torchaudio = importlib.util.find_spec("torchaudio") is not None
+    have_faiss = importlib.util.find_spec("faiss") is not None
+    res["versions"] = versions
+
+    pixels = rendered_query(args.bin, args.model, args.text)
+    x = normalise(pixels)
+    net = None
+    if args.checkpoint and args.checkpoint.exists():
+        sys.path.insert(0, str(ROOT / "export"))
+        from visualbyte_export.model import EmbeddingOnly, load_checkpoint_model
+
+        full, _ = load_checkpoint_model(args.checkpoint)
+        net = EmbeddingOnly(full).eval()
+
+    rows = []
+    per_threads = {}
+    for t in threads:
+        print(f"threads {t}: VisualByte …", file=sys.stderr)
+        vb = ours(args.bin, t, runs, search=(t == threads[0]))
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = t
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(str(args.model), so, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        print(f"threads {t}: onnxruntime …", file=sys.stderr)
+        ort_out = sess.run(None, {name: x})[0]
+        ort_s = timeit(lambda s=sess, n=name: s.run(None, {n: x}), runs)
+        torch_s, torch_diff = None, None
+        if net is not None:
+            print(f"threads {t}: PyTorch …", file=sys.stderr)
+            torch.set_num_threads(t)
+            xt = torch.from_numpy(x)
+            with torch.inference_mode():
+                torch_diff = float(np.abs(net(xt).numpy() - ort_out).max())
+                torch_s = timeit(lambda a=xt: net(a), runs)
+        per_threads[t] = {
+            "visualbyte": vb,
+            "onnxruntime": ort_s,
+            "torch": torch_s,
+            "torch_vs_ort_max_abs": torch_diff,
+        }
+        e = vb["by_name"]["embed"]
+        rows.append((f"embed 1 image, {t} thread(s)", "tract", e, "onnxruntime", ort_s))
+        if torch_s:
+            rows.append((f"embed 1 image, {t} thread(s)", "tract", e, "PyTorch eager", torch_s))
+    res["embedding"] = per_threads
+
+    # Mel front end (single-threaded on both sides: librosa's STFT is numpy).
+    vb = per_threads[threads[0]]["visualbyte"]
+    sr = 16000
+    y, _ = librosa.load(str(ROOT / "models/samples/tiger.wav"), sr=sr)
+    ref = reference_log_mel()
+    mel = {}
+    for sec in (1, 2):
+        clip = np.resize(y, sec * sr).astype(np.float32)
+        lib_s = timeit(lambda c=clip: librosa_log_mel(c), runs)
+        diff = float(np.abs(librosa_log_mel(clip).astype(np.float64) - ref(clip)).max())
+        mel[f"{sec}s"] = {"librosa": lib_s, "librosa_vs_reference_max_abs": diff}
+        rows.append(
+            (
+                f"log-mel of {sec} s",
+                "VisualByte",
+                vb["by_name"][f"log_mel_{sec}s"],
+                "librosa",
+                lib_s,
+            )
+        )
+        if have_torchaudio:
+            import torchaudio
+
+            tm = torchaudio.transforms.MelSpectrogram(
+                sample_rate=sr,
+                n_fft=400,
+                hop_length=160,
+                n_mels=80,
+                norm="slaney",
+                mel_scale="slaney",
+            )
+            torch.set_num_threads(1)
+            ct = torch.from_numpy(clip)
+            ta_s = timeit(lambda f=tm, a=ct: (f(a) + 1e-10).log10(), runs)
+            mel[f"{sec}s"]["torchaudio"] = ta_s
+            rows.append(
+                (
+                    f"log-mel of {sec} s",
+                    "VisualByte",
+                    vb["by_name"][f"log_mel_{sec}s"],
+                    "torchaudio",
+                    ta_s,
+                )
+            )
+    res["mel"] = mel
+
+    # Search: exact top-10 over 100k random 512-d unit vectors.
+    rng = np.random.default_rng(7)
+    n, d = 100_000, vb["dim"]
+    vecs = rng.uniform(-1, 1, (n, d)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    q = vecs[0] + 0.1
+    q /= np.linalg.norm(q)
+
+    def flat():
+        s = vecs @ q
+        top = np.argpartition(s, -10)[-10:]
+        return top[np.argsort(-s[top])]
+
+    try:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            np_s = timeit(flat, runs)
+    except ImportError:
+        np_s = timeit(flat, runs)
+    search = {"numpy_f32_1_thread": np_s}
+    rows.append(
+        (
+            "top-10 of 100k (f32)",
+            "VisualByte",
+            vb["by_name"].get("search_100000_f32"),
+            "numpy flat",
+            np_s,
+        )
+    )
+    if "search_100000_i8" in vb["by_name"]:
+        rows.append(
+            (
+                "top-10 of 100k (i8)",
+                "VisualByte",
+                vb["by_name"]["search_100000_i8"],
+                "numpy flat f32",
+                np_s,
+            )
+        )
+    if have_faiss:
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+        ix = faiss.IndexFlatIP(d)
+        ix.add(vecs)
+        fs = timeit(lambda: ix.search(q[None], 10), runs)
+        search["faiss_flat_1_thread"] = fs
+        rows.append(
+            (
+                "top-10 of 100k (f32)",
+                "VisualByte",
+                vb["by_name"].get("search_100000_f32"),
+                "faiss IndexFlatIP",
+                fs,
+            )
+        )
+    res["search"] = search
+    res["visualbyte_recall"] = vb.get("recall")
+
+    # The Markdown table.
+    m = res["machine"]
+    lines = [
+        "| what | VisualByte | median ms (p10–p90) | peer | median ms (p10–p90) | ours / peer |",
+        "|---|---|---|---|---|---|",
+    ]
+    for what, ours_name, o, peer, p in rows:
+        r = ratio(o["median_ms"], p["median_ms"]) if o and p else "–"
+        lines.append(f"| {what} | {ours_name} | {cell(o)} | {peer} | {cell(p)} | {r} |")
+    notes = []
+    for t, v in per_threads.items():
+        if v["torch_vs_ort_max_abs"] is not None:
+            notes.append(
+                f"PyTorch vs onnxruntime embedding max abs difference ({t} thread(s)): "
+                f"{v['torch_vs_ort_max_abs']:.2e}"
+            )
+    for k, v in mel.items():
+        notes.append(
+            f"librosa log-mel of {k} vs the float64 reference: "
+            f"max abs {v['librosa_vs_reference_max_abs']:.2e}"
+        )
+    for r in res["visualbyte_recall"] or []:
+        notes.append(
+            f"VisualByte {r['vector_type']} recall@10 vs f32 over {r['size']} random memories: "
+            f"{r['recall_at_10']:.3f}"
+        )
+    if not have_torchaudio:
+        notes.append("torchaudio: not installed in this environment (not compared)")
+    if not have_faiss:
+        notes.append("faiss: not installed in this environment (not compared)")
+    table = "\n".join(lines)
+    block = (
+        f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['os']}; {res['date']}.\n"
+        f"Peers: onnxruntime {versions['onnxruntime']}, PyTorch {versions['torch']}, "
+        f"librosa {versions['librosa']}, numpy {versions['numpy']}.\n"
+        f"Model: {per_threads[threads[0]]['visualbyte']['model_id']} "
+        f"({per_threads[threads[0]]['visualbyte']['input_size']} px, {d}-d).\n\n{table}\n\n"
+        + "\n".join(f"- {n}" for n in notes)
+        + "\n"
+    )
+    jpath = args.json or args.out.with_suffix(".json")
+    jpath.write_text(json.dumps(res, indent=1, default=str) + "\n")
+    begin, end = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
+    text = args.out.read_text() if args.out.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{block}{end}{tail}"
+    else:
+        text += f"\n{begin}\n{block}{end}\n"
+    args.out.write_text(text)
+    print(block)
+
+
+if __name__ == "__main__":
+    main()
