@@ -125,9 +125,9 @@ cross_env() {
 
 cargo_cross() { nice -n 5 /usr/bin/cargo "$@" --locked --target "$triple"; }
 
-step_build_tests() { cargo_cross test --no-run; }
+step_build_tests() { cargo_cross test --no-run --features mic; }
 
-step_test() { cargo_cross test; }
+step_test() { cargo_cross test --features mic; }
 
 step_release() {
     cargo_cross build --release --bin visualbyte --features mic

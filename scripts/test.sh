@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # VisualByte's test command (CI runs it through .ci/run). On Debian 12 it installs what is missing, then
 # proves, stopping at the first failure:
-#   fmt, clippy (default features and `mic`), the native test suite, ruff + pytest for export/,
-#   the same test suite on aarch64 under qemu-user (same count as native), and the aarch64 robot binary.
+#   fmt, clippy (default features and `mic`), the native test suite (with `mic`, so the capture code is
+#   built and its tests run), ruff + pytest for export/, and the same test suite on aarch64 under
+#   qemu-user (same count as native). VISUALBYTE_RELEASE=1 also builds the aarch64 robot binary
+#   (release profile, LTO: the slowest build, so not part of every run).
 #
 # Caches (kept between runs, shared by every clone on the machine), under
 # VISUALBYTE_CACHE (default /var/cache/visualbyte):
@@ -137,10 +139,10 @@ clippy_mic() { nice -n 5 cargo clippy --locked --all-targets --features mic -- -
 # The binary is built once here; the integration tests and pytest both use it.
 # `cargo test --no-run` also builds the `visualbyte` binary the integration tests and pytest run (a separate
 # `cargo build` would resolve features without the dev-dependencies and rebuild the crate twice per run).
-native_build() { nice -n 5 cargo test --locked --no-run; }
+native_build() { nice -n 5 cargo test --locked --features mic --no-run; }
 
 native_test() {
-    nice -n 5 cargo test --locked 2>&1 | tee "$LOGS/native-test.log"
+    nice -n 5 cargo test --locked --features mic 2>&1 | tee "$LOGS/native-test.log"
     NATIVE_PASSED=$(cargo_passed "$LOGS/native-test.log")
     TOTAL_PASSED=$((TOTAL_PASSED + NATIVE_PASSED))
     COUNTS+=("  native tests:  $NATIVE_PASSED passed")
@@ -156,6 +158,7 @@ python_checks() {
     cat "$LOGS/venv.log"
     [ "$rc" -eq 0 ] || { echo "venv setup failed (exit $rc)"; return "$rc"; }
     "$VENV/bin/ruff" check export
+    "$VENV/bin/ruff" check --config export/pyproject.toml scripts
     export VISUALBYTE_BIN=$CARGO_TARGET_DIR/debug/visualbyte
     rc=0
     (cd export && "$VENV/bin/python" -m pytest -q -p no:cacheprovider) 2>&1 | tee "$LOGS/pytest.log" || rc=$?
@@ -205,5 +208,7 @@ if [ "${VISUALBYTE_SKIP_AARCH64:-}" = 1 ]; then
 else
     stage "aarch64 build (tests)" aarch64_build
     stage "aarch64 tests (qemu)" aarch64_test
-    stage "aarch64 release binary" aarch64_release
+    if [ "${VISUALBYTE_RELEASE:-}" = 1 ]; then
+        stage "aarch64 release binary" aarch64_release
+    fi
 fi
