@@ -13,14 +13,15 @@ use tract_linalg::multithread::{set_default_executor, Executor};
 pub const MAX_THREADS: usize = 256;
 
 /// Sets tract's executor for every model run in this process: `1` = single-threaded, `n > 1` = a pool of
-/// `n` threads. Returns an error (and leaves the executor as it was) when `n` is 0, too large, or the
-/// pool cannot be started.
+/// `n` threads; searches of large memories use as many ([`crate::index::set_search_threads`]). Returns an
+/// error (and leaves both as they were) when `n` is 0, too large, or the pool cannot be started.
 pub fn set_inference_threads(n: usize) -> Result<(), String> {
     if n == 0 || n > MAX_THREADS {
         return Err(format!("threads: {n} is outside 1..={MAX_THREADS}"));
     }
     if n == 1 {
         set_default_executor(Executor::SingleThread);
+        crate::index::set_search_threads(1);
         return Ok(());
     }
     let pool = rayon::ThreadPoolBuilder::new()
@@ -29,6 +30,7 @@ pub fn set_inference_threads(n: usize) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start {n} inference threads: {e}"))?;
     set_default_executor(Executor::MultiThread(Arc::new(pool)));
+    crate::index::set_search_threads(n);
     Ok(())
 }
 

@@ -64,7 +64,7 @@ pub use format::{
     FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COUNT, MAX_DIM, MAX_FILE_BYTES, MAX_LABEL_BYTES,
     MAX_METADATA_BYTES, MAX_MODEL_ID_BYTES, MAX_PATH_BYTES,
 };
-pub use search::MAX_TOP_K;
+pub use search::{search_threads, set_search_threads, MAX_TOP_K};
 pub use write::{append_index, stored_path, write_index};
 
 /// How the vectors are stored on disk. Search always computes in f32.

@@ -2,7 +2,12 @@
 //! fixed-capacity min-heap (no allocation per query beyond the result).
 //!
 //! The dot products read the stored bytes directly (little-endian, any alignment) in chunks of [`LANES`]
-//! values with one accumulator per lane, a shape compilers turn into SIMD loads and multiply-adds.
+//! values with one accumulator per lane, a shape compilers turn into SIMD loads and multiply-adds. On
+//! x86_64 the scan is compiled twice, for the baseline (SSE2) and for AVX2 + FMA, and the CPU picks at run
+//! time; aarch64's baseline already has NEON. Large memories are scanned in slices on
+//! [`set_search_threads`] threads, and the slices' best are merged (the same hits as one thread).
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use heapless::binary_heap::{BinaryHeap, Min};
 
 use super::format::Layout;
@@ -11,8 +16,24 @@ use super::{Hit, IndexError, VectorType};
 /// Most hits one search returns; a larger `k` is capped to it.
 pub const MAX_TOP_K: usize = 256;
 
-/// Values per chunk in the dot-product loops.
-const LANES: usize = 8;
+/// Values per chunk in the dot-product loops: two AVX2 registers (four SSE or NEON ones) of f32, so
+/// consecutive adds do not wait on each other.
+const LANES: usize = 16;
+
+/// Memories per slice below which one thread scans everything.
+const MIN_PER_THREAD: usize = 16_384;
+
+static SEARCH_THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Threads a search may use for a large memory (at least one; each takes at least 16 384 memories).
+pub fn set_search_threads(n: usize) {
+    SEARCH_THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The current [`set_search_threads`] value.
+pub fn search_threads() -> usize {
+    SEARCH_THREADS.load(Ordering::Relaxed)
+}
 
 /// A scored entry. Greater is better: a higher score, then a lower index (deterministic ties).
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +78,7 @@ impl TopK {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn offer(&mut self, index: usize, score: f32) {
         // A non-finite score can only come from damaged vectors (checked by `open_verified`): never a hit.
         if !score.is_finite() {
@@ -74,6 +95,13 @@ impl TopK {
         }
     }
 
+    /// Offers every candidate another `TopK` kept (merging the slices of a parallel scan).
+    fn merge(&mut self, other: TopK) {
+        for c in other.heap.into_vec() {
+            self.offer(c.index, c.score);
+        }
+    }
+
     fn into_hits(self) -> Vec<Hit> {
         let mut all: Vec<Candidate> = self.heap.into_vec().into_iter().collect();
         all.sort_unstable_by(|a, b| b.cmp(a));
@@ -86,7 +114,7 @@ impl TopK {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn f32_at(b: &[u8]) -> f32 {
     f32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
@@ -95,7 +123,7 @@ fn f32_at(b: &[u8]) -> f32 {
 /// bits move into an f32 and a multiply by 2^112 rebiases the exponent. Branch-free, so the dot product
 /// loop vectorises (`half`'s conversion does not without F16C). Infinities and NaNs, which the writer never
 /// stores, come out as large finite values.
-#[inline]
+#[inline(always)]
 fn f16_at(b: &[u8]) -> f32 {
     let h = u32::from(u16::from_le_bytes([b[0], b[1]]));
     let magnitude = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits((127 + 112) << 23);
@@ -103,6 +131,7 @@ fn f16_at(b: &[u8]) -> f32 {
 }
 
 /// `row · q` for a row of little-endian f32 (`row.len() == 4 * q.len()`).
+#[inline(always)]
 fn dot_f32(row: &[u8], q: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let rows = row.chunks_exact(4 * LANES);
@@ -122,6 +151,7 @@ fn dot_f32(row: &[u8], q: &[f32]) -> f32 {
 }
 
 /// `row · q` for a row of little-endian f16 (`row.len() == 2 * q.len()`).
+#[inline(always)]
 fn dot_f16(row: &[u8], q: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let rows = row.chunks_exact(2 * LANES);
@@ -141,6 +171,7 @@ fn dot_f16(row: &[u8], q: &[f32]) -> f32 {
 }
 
 /// `codes · q` for a row of i8 codes (`row.len() == q.len()`); the caller applies the scale.
+#[inline(always)]
 fn dot_i8(row: &[u8], q: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let rows = row.chunks_exact(LANES);
@@ -192,30 +223,106 @@ pub(crate) fn search(
         return Ok(Vec::new());
     }
     let section = &bytes[layout.vectors_offset..layout.vectors_offset + layout.vectors_len];
+    let threads = search_threads().min(count / MIN_PER_THREAD).max(1);
+    if threads == 1 {
+        let mut top = TopK::new(k);
+        scan(layout, section, query, inv, 0..count, &mut top);
+        return Ok(top.into_hits());
+    }
+    let per = count.div_ceil(threads);
+    let parts: Vec<TopK> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let rows = t * per..((t + 1) * per).min(count);
+                s.spawn(move || {
+                    let mut top = TopK::new(k);
+                    scan(layout, section, query, inv, rows, &mut top);
+                    top
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     let mut top = TopK::new(k);
+    for part in parts {
+        top.merge(part);
+    }
+    Ok(top.into_hits())
+}
+
+/// Scores rows `rows` of the vector section into `top`, with the best kernels this CPU has.
+fn scan(
+    layout: &Layout,
+    section: &[u8],
+    query: &[f32],
+    inv: f32,
+    rows: std::ops::Range<usize>,
+    top: &mut TopK,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        unsafe { scan_avx2(layout, section, query, inv, rows, top) };
+        return;
+    }
+    scan_rows(layout, section, query, inv, rows, top);
+}
+
+/// [`scan_rows`] compiled for AVX2 + FMA (the kernels are inlined into it).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scan_avx2(
+    layout: &Layout,
+    section: &[u8],
+    query: &[f32],
+    inv: f32,
+    rows: std::ops::Range<usize>,
+    top: &mut TopK,
+) {
+    scan_rows(layout, section, query, inv, rows, top);
+}
+
+#[inline(always)]
+fn scan_rows(
+    layout: &Layout,
+    section: &[u8],
+    query: &[f32],
+    inv: f32,
+    rows: std::ops::Range<usize>,
+    top: &mut TopK,
+) {
+    let dim = layout.header.dim;
+    let count = layout.header.count;
+    let first = rows.start;
     match layout.header.vector_type {
         VectorType::F32 => {
-            for (i, row) in section.chunks_exact(4 * dim).enumerate() {
-                top.offer(i, dot_f32(row, query) * inv);
+            let part = &section[4 * dim * rows.start..4 * dim * rows.end];
+            for (i, row) in part.chunks_exact(4 * dim).enumerate() {
+                top.offer(first + i, dot_f32(row, query) * inv);
             }
         }
         VectorType::F16 => {
-            for (i, row) in section.chunks_exact(2 * dim).enumerate() {
-                top.offer(i, dot_f16(row, query) * inv);
+            let part = &section[2 * dim * rows.start..2 * dim * rows.end];
+            for (i, row) in part.chunks_exact(2 * dim).enumerate() {
+                top.offer(first + i, dot_f16(row, query) * inv);
             }
         }
         VectorType::I8 => {
             let (scales, codes) = section.split_at(4 * count);
+            let codes = &codes[dim * rows.start..dim * rows.end];
+            let scales = &scales[4 * rows.start..4 * rows.end];
             for (i, (row, scale)) in codes
                 .chunks_exact(dim)
                 .zip(scales.chunks_exact(4))
                 .enumerate()
             {
-                top.offer(i, dot_i8(row, query) * f32_at(scale) * inv);
+                top.offer(first + i, dot_i8(row, query) * f32_at(scale) * inv);
             }
         }
     }
-    Ok(top.into_hits())
 }
 
 /// Vector `i`, dequantised into `out` (`out.len() == dim`, `i < count`).
@@ -283,6 +390,35 @@ mod tests {
                     "{bits:#06x}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_search_split_over_threads_gives_the_same_hits_as_one_thread() {
+        // 40 000 memories: three slices of at least MIN_PER_THREAD; every 1000th row repeats row 7, so
+        // equal scores cross slice boundaries and must still come back lowest index first.
+        let (n, dim) = (40_000, 16);
+        let mut vectors = crate::bench::random_unit_vectors(n, dim, 11);
+        let row7 = vectors[7 * dim..8 * dim].to_vec();
+        for i in (1000..n).step_by(1000) {
+            vectors[i * dim..(i + 1) * dim].copy_from_slice(&row7);
+        }
+        let entries: Vec<crate::index::Entry> = (0..n)
+            .map(|i| crate::index::Entry::new("m", format!("{i}.png")))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        for vt in VectorType::ALL {
+            let path = dir.path().join(format!("{}.vbi", vt.as_str()));
+            crate::index::write_index(&path, "m", dim, vt, &entries, &vectors).unwrap();
+            let index = crate::index::EmbeddingIndex::open(&path).unwrap();
+            let query = &row7;
+            let one = index.search(query, 50).unwrap();
+            set_search_threads(3);
+            let three = index.search(query, 50);
+            set_search_threads(1);
+            assert_eq!(one, three.unwrap(), "{vt:?}");
+            assert_eq!(one[0].index, 7, "{vt:?}");
+            assert_eq!(one[1].index, 1000, "{vt:?}");
         }
     }
 
