@@ -801,3 +801,28 @@ proptest! {
         }
     }
 }
+
+/// The index seeds of the `index_load` fuzz target are what this writer writes (one per vector type), so
+/// the fuzzer starts from valid files; `VISUALBYTE_UPDATE_GOLDEN=1` rewrites them after a format change.
+#[test]
+fn fuzz_seed_indexes_match_the_writer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/index_load");
+    let update = std::env::var_os("VISUALBYTE_UPDATE_GOLDEN").is_some();
+    for vt in VectorType::ALL {
+        let bytes = bytes_of(3, 4, vt);
+        let seed = dir.join(format!("seed-{}.vbi", vt.as_str()));
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&seed, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&seed).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (VISUALBYTE_UPDATE_GOLDEN=1 writes it)",
+                seed.display()
+            )
+        });
+        assert_eq!(committed, bytes, "{} is stale", seed.display());
+        let index = EmbeddingIndex::from_bytes(&committed).unwrap();
+        assert_eq!(index.search(&[1.0, 0.0, 0.0, 0.0], 2).unwrap().len(), 2);
+    }
+}
