@@ -170,6 +170,9 @@ python_checks() {
     COUNTS+=("  python tests:  ${passed:-0} passed")
 }
 
+# cargo-fuzz (installed once into the cache), the instrumented parsers (no tract) and 5 s per fuzz target.
+fuzz_smoke() { nice -n 5 scripts/fuzz.sh smoke 5; }
+
 aarch64_build() { scripts/cross-debian.sh aarch64 build-tests; }
 
 aarch64_test() {
@@ -198,6 +201,7 @@ stage "clippy --features mic" clippy_mic
 stage "native build (tests + binary)" native_build
 stage "native tests" native_test
 stage "python: ruff + pytest" python_checks
+stage "fuzz smoke" fuzz_smoke
 if [ "${VISUALBYTE_SKIP_AARCH64:-}" = 1 ]; then
     echo
     echo "=== aarch64: skipped (VISUALBYTE_SKIP_AARCH64=1)"
