@@ -32,7 +32,7 @@ export CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 # What the tests and the export step need from Debian. dataset-fashion-mnist is left out until a test needs it.
-APT_PACKAGES=(espeak-ng fonts-nanum fonts-dejavu-core sox libasound2-dev pkg-config file)
+APT_PACKAGES=(espeak-ng fonts-nanum fonts-dejavu-core sox libasound2-dev pkg-config file strace)
 
 # ---- stage bookkeeping --------------------------------------------------------------------------------------
 TIMINGS=()
@@ -173,6 +173,9 @@ python_checks() {
     COUNTS+=("  python tests:  ${passed:-0} passed")
 }
 
+# cargo-fuzz (installed once into the cache), the instrumented parsers (no tract) and 5 s per fuzz target.
+fuzz_smoke() { nice -n 5 scripts/fuzz.sh smoke 5; }
+
 aarch64_build() { scripts/cross-debian.sh aarch64 build-tests; }
 
 aarch64_test() {
@@ -201,6 +204,7 @@ stage "clippy --features mic" clippy_mic
 stage "native build (tests + binary)" native_build
 stage "native tests" native_test
 stage "python: ruff + pytest" python_checks
+stage "fuzz smoke" fuzz_smoke
 if [ "${VISUALBYTE_SKIP_AARCH64:-}" = 1 ]; then
     echo
     echo "=== aarch64: skipped (VISUALBYTE_SKIP_AARCH64=1)"

@@ -418,6 +418,210 @@ fn a_device_fault_is_reported_retried_and_the_loop_carries_on() {
     assert_eq!(lines.len(), 3, "{lines:?}");
 }
 
+/// The three-question WAV, with faults injected by `fault(pull, out)`: `None` passes the pull to the file,
+/// `Some(result)` is what the source reports instead (with whatever it appended to `out`).
+type Injected = Option<Result<Pulled, SourceError>>;
+
+struct Faulty<F: FnMut(usize, &mut Vec<f32>) -> Injected> {
+    inner: WavSource,
+    pulls: usize,
+    fault: F,
+}
+
+fn faulty<F: FnMut(usize, &mut Vec<f32>) -> Injected>(fault: F) -> Faulty<F> {
+    Faulty {
+        inner: WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap(),
+        pulls: 0,
+        fault,
+    }
+}
+
+impl<F: FnMut(usize, &mut Vec<f32>) -> Injected> Source for Faulty<F> {
+    fn describe(&self) -> String {
+        "faulty".into()
+    }
+    fn pull(&mut self, out: &mut Vec<f32>, wait: Duration) -> Result<Pulled, SourceError> {
+        self.pulls += 1;
+        if let Some(injected) = (self.fault)(self.pulls, out) {
+            return injected;
+        }
+        self.inner.pull(out, wait)
+    }
+}
+
+fn quick_retries() -> DemoOptions {
+    DemoOptions {
+        retry_initial: Duration::from_millis(1),
+        retry_max: Duration::from_millis(4),
+        ..DemoOptions::default()
+    }
+}
+
+#[test]
+fn a_stalling_source_is_waited_for_and_every_question_still_answered() {
+    // Nothing for the first 300 pulls, then nothing on two pulls of every three.
+    let source = faulty(|pull, _| (pull <= 300 || pull % 3 != 0).then_some(Ok(Pulled::Idle)));
+    let mut ask = Recorder::default();
+    let (lines, status, summary) = run_demo(Box::new(source), &mut ask, quick_retries());
+    assert_onsets(&lines, &ONSETS);
+    assert_eq!(summary.device_faults, 0);
+    assert!(status.is_empty(), "{status}");
+}
+
+#[test]
+fn garbage_samples_from_a_source_are_silence_not_a_crash_or_a_question() {
+    // Before the file's first samples, 0.5 s of NaN and infinities arrives in the file's own format
+    // (16 kHz mono), in one pull.
+    let format = StreamFormat {
+        rate: 16_000,
+        channels: 1,
+    };
+    let source = faulty(move |pull, out| {
+        (pull == 1).then(|| {
+            out.extend(
+                [f32::NAN, f32::INFINITY, f32::NEG_INFINITY]
+                    .iter()
+                    .cycle()
+                    .take(8_000),
+            );
+            Ok(Pulled::Audio(format))
+        })
+    });
+    let mut ask = Recorder::default();
+    let (lines, _, summary) = run_demo(Box::new(source), &mut ask, quick_retries());
+    // The garbage became 0.5 s of silence at the start: every question moved by 0.5 s, none was added
+    // or lost.
+    let shifted: Vec<f64> = ONSETS.iter().map(|o| o + 0.5).collect();
+    assert_onsets(&lines, &shifted);
+    assert_eq!(summary.device_faults, 0);
+}
+
+#[test]
+fn audio_in_an_unusable_format_is_a_device_fault_and_the_loop_recovers() {
+    let source = faulty(|pull, out| {
+        // Before any real audio, so that no question is cut by the fault.
+        (pull == 1).then(|| {
+            out.extend([0.5; 64]);
+            Ok(Pulled::Audio(StreamFormat {
+                rate: 0,
+                channels: 0,
+            }))
+        })
+    });
+    let mut ask = Recorder::default();
+    let (lines, status, summary) = run_demo(Box::new(source), &mut ask, quick_retries());
+    let said: Vec<&str> = status.lines().collect();
+    assert_eq!(said.len(), 3, "{status}");
+    assert!(
+        said[0].starts_with("audio lost: audio stream of 0 Hz with 0 channels is not usable"),
+        "{status}"
+    );
+    assert_eq!(said[2], "audio back: listening to faulty");
+    assert_eq!(summary.device_faults, 1);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+}
+
+/// Delivers audio until `gone_after_s` seconds of it have been pulled, then the device is gone: every
+/// pull fails, every reopen fails (`fatal`: as a removed device, else as one that may come back).
+struct Vanishing {
+    inner: WavSource,
+    delivered: f64,
+    gone_after_s: f64,
+    fatal: bool,
+    failed_reopens: usize,
+    stop: Arc<AtomicBool>,
+}
+
+impl Source for Vanishing {
+    fn describe(&self) -> String {
+        "vanishing".into()
+    }
+    fn pull(&mut self, out: &mut Vec<f32>, wait: Duration) -> Result<Pulled, SourceError> {
+        if self.delivered >= self.gone_after_s {
+            return Err(SourceError::new(Fault::Retry, "device gone"));
+        }
+        let mut block = Vec::new();
+        let pulled = self.inner.pull(&mut block, wait)?;
+        if let Pulled::Audio(f) = pulled {
+            // Exactly up to the moment it goes: a pull may hold more than that.
+            let per_s = f64::from(f.channels) * f64::from(f.rate);
+            let left = ((self.gone_after_s - self.delivered) * per_s).ceil() as usize;
+            let take = block.len().min(left) / f.channels as usize * f.channels as usize;
+            out.extend_from_slice(&block[..take]);
+            self.delivered += take as f64 / per_s;
+        }
+        Ok(pulled)
+    }
+    fn reopen(&mut self) -> Result<(), SourceError> {
+        if self.fatal {
+            return Err(SourceError::new(Fault::Fatal, "device removed for good"));
+        }
+        self.failed_reopens += 1;
+        if self.failed_reopens == 3 {
+            // Ctrl-C, as an operator would press it.
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(SourceError::new(Fault::Retry, "no such device"))
+    }
+}
+
+fn run_vanishing(fatal: bool) -> (anyhow::Result<Summary>, Vec<Value>, String) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let source = Vanishing {
+        inner: WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap(),
+        delivered: 0.0,
+        // After the first question (speech from 0.80 s, about 1.5 s long), before the second (3.19 s).
+        gone_after_s: 3.0,
+        fatal,
+        failed_reopens: 0,
+        stop: Arc::clone(&stop),
+    };
+    let mut ask = Recorder::default();
+    let mut out = Vec::new();
+    let mut status = Vec::new();
+    let options = DemoOptions {
+        json: true,
+        ..quick_retries()
+    };
+    let result = Demo::new(Box::new(source), &mut ask, options, &mut out, &mut status)
+        .with_stop_flag(stop)
+        .run();
+    let lines = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (result, lines, String::from_utf8(status).unwrap())
+}
+
+#[test]
+fn a_source_that_disappears_is_retried_with_reports_until_stopped() {
+    let (result, lines, status) = run_vanishing(false);
+    let summary = result.unwrap();
+    // The question heard before the device went is answered; then one loss and three failed reopens.
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(summary.device_faults, 4, "{status}");
+    let said: Vec<&str> = status.lines().collect();
+    assert_eq!(said[0], "audio lost: device gone", "{status}");
+    assert_eq!(
+        said.iter()
+            .filter(|l| **l == "audio still unavailable: no such device")
+            .count(),
+        3,
+        "{status}"
+    );
+    assert!(!status.contains("audio back"), "{status}");
+}
+
+#[test]
+fn a_source_that_is_gone_for_good_ends_the_loop_with_its_reason() {
+    let (result, lines, status) = run_vanishing(true);
+    let err = result.expect_err("a removed device ends the loop");
+    assert_eq!(err.to_string(), "device removed for good");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(status.starts_with("audio lost: device gone"), "{status}");
+}
+
 #[test]
 fn the_stop_flag_ends_the_loop_and_max_answers_stops_after_n() {
     let source = WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap();

@@ -430,3 +430,52 @@ fn a_build_killed_midway_leaves_a_whole_index() {
         );
     }
 }
+
+#[test]
+fn an_add_killed_midway_leaves_the_old_or_the_whole_new_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    memory(root);
+    let model = tiny_model();
+    let m = model.to_str().unwrap();
+    ok(run(
+        root,
+        &["index", "build", "memory", "--model", m, "-o", "m.vbi"],
+    ));
+    let before = std::fs::read(root.join("m.vbi")).unwrap();
+    let old_len = EmbeddingIndex::open_verified(&root.join("m.vbi"))
+        .unwrap()
+        .len();
+    let mut args: Vec<String> = ["index", "add", "m.vbi", "--label", "door", "--model", m]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for i in 0..120 {
+        let name = format!("new/door{i}.png");
+        picture(&root.join(&name), [(i * 2) as u8, 60, 30], 1 + i % 5);
+        args.push(name);
+    }
+    for delay_ms in [50, 150, 400] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
+            .args(&args)
+            .current_dir(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whenever it died, the index is the old one or holds every new picture, and it verifies.
+        let index = EmbeddingIndex::open_verified(&root.join("m.vbi")).unwrap();
+        let now = std::fs::read(root.join("m.vbi")).unwrap();
+        assert!(
+            now == before || index.len() == old_len + 120,
+            "{} entries",
+            index.len()
+        );
+        if now != before {
+            break; // the add finished before the kill: nothing more to interrupt
+        }
+    }
+}

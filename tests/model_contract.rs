@@ -428,3 +428,168 @@ fn render_takes_its_settings_from_a_model() {
         .unwrap();
     assert!(!out.status.success(), "--size and --model conflict");
 }
+
+// ---- numerics: a graph whose embedding is not a unit vector --------------------------------------------
+
+/// A small ONNX model built here, byte for byte, with the fixture's contract (embedding size 3): the
+/// image's mean per channel (`ReduceMean` over H and W, `[batch, 3]`), then `tail` nodes from `m` to
+/// `embedding`. No weights: it only exists to give the runtime outputs a real model never should.
+fn numerics_model(dir: &Path, name: &str, tail: &[(&str, &[&str])]) -> PathBuf {
+    use prost::Message;
+    use tract_onnx::pb::{
+        attribute_proto::AttributeType, tensor_shape_proto::dimension::Value as Dim,
+        tensor_shape_proto::Dimension, type_proto, AttributeProto, GraphProto, ModelProto,
+        NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorShapeProto, TypeProto,
+        ValueInfoProto,
+    };
+    let value = |name: &str, dims: Vec<Dim>| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: 1, // float32
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .into_iter()
+                        .map(|d| Dimension {
+                            value: Some(d),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let batch = || Dim::DimParam("batch".into());
+    let mut nodes = vec![NodeProto {
+        input: vec!["image".into()],
+        output: vec!["m".into()],
+        op_type: "ReduceMean".into(),
+        attribute: vec![
+            AttributeProto {
+                name: "axes".into(),
+                r#type: AttributeType::Ints as i32,
+                ints: vec![2, 3],
+                ..Default::default()
+            },
+            AttributeProto {
+                name: "keepdims".into(),
+                r#type: AttributeType::Int as i32,
+                i: 0,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    }];
+    let mut last = "m".to_string();
+    for (i, (op, inputs)) in tail.iter().enumerate() {
+        let output = if i + 1 == tail.len() {
+            "embedding".to_string()
+        } else {
+            format!("t{i}")
+        };
+        nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.clone()],
+            op_type: op.to_string(),
+            ..Default::default()
+        });
+        last = output;
+    }
+    assert_eq!(last, "embedding", "the tail must end in the embedding");
+    let mut contract = read_contract(&fixture()).unwrap();
+    contract.embedding.dim = 3;
+    contract.model_id = format!("vb-numerics-{name}");
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            name: "numerics".into(),
+            input: vec![value(
+                "image",
+                vec![
+                    batch(),
+                    Dim::DimValue(3),
+                    Dim::DimValue(32),
+                    Dim::DimValue(32),
+                ],
+            )],
+            output: vec![value("embedding", vec![batch(), Dim::DimValue(3)])],
+            ..Default::default()
+        }),
+        metadata_props: vec![StringStringEntryProto {
+            key: CONTRACT_KEY.into(),
+            value: contract.to_json(),
+        }],
+        ..Default::default()
+    };
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    path
+}
+
+#[test]
+fn a_model_that_gives_nan_or_infinity_is_refused_naming_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    // log(m − m) = log(0) = −∞ in every component.
+    let path = numerics_model(
+        dir.path(),
+        "infinite",
+        &[("Sub", &["m", "m"]), ("Log", &["t0"])],
+    );
+    let embedder = Embedder::load(&path).unwrap();
+    let images = [RgbImage::new(32, 32), RgbImage::new(32, 32)];
+    let e = embedder.embed(&images).unwrap_err();
+    assert!(matches!(e, ModelError::NonFinite { index: 0, .. }), "{e}");
+    assert!(
+        e.to_string().contains("non-finite embedding for image 0"),
+        "{e}"
+    );
+    // sqrt(−|m|) is NaN: the channel means of any image are far from 0 once normalised.
+    let path = numerics_model(
+        dir.path(),
+        "nan",
+        &[("Abs", &["m"]), ("Neg", &["t0"]), ("Sqrt", &["t1"])],
+    );
+    let e = Embedder::load(&path)
+        .unwrap()
+        .embed_one(&images[0])
+        .unwrap_err();
+    assert!(matches!(e, ModelError::NonFinite { index: 0, .. }), "{e}");
+    assert!(e.to_string().contains("vb-numerics-nan"), "{e}");
+}
+
+#[test]
+fn a_model_that_gives_an_all_zero_or_unnormalised_embedding_is_refused_with_its_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero = numerics_model(dir.path(), "zero", &[("Sub", &["m", "m"])]);
+    let e = Embedder::load(&zero)
+        .unwrap()
+        .embed_one(&RgbImage::new(32, 32))
+        .unwrap_err();
+    assert!(
+        matches!(e, ModelError::NotNormalised { norm, .. } if norm == 0.0),
+        "{e}"
+    );
+    assert!(e.to_string().contains("L2 norm 0 for image 0"), "{e}");
+    // The raw channel means of a white image, (1 − mean[c]) / std[c]: a vector of norm about 4.2.
+    let raw = numerics_model(dir.path(), "raw", &[("Identity", &["m"])]);
+    let white = RgbImage::from_pixel(32, 32, image::Rgb([255, 255, 255]));
+    let c = read_contract(&fixture()).unwrap();
+    let want = (0..3)
+        .map(|i| ((1.0 - c.input.mean[i]) / c.input.std[i]).powi(2))
+        .sum::<f32>()
+        .sqrt();
+    let e = Embedder::load(&raw).unwrap().embed_one(&white).unwrap_err();
+    match e {
+        ModelError::NotNormalised { norm, .. } => {
+            assert!((norm - want).abs() < 1e-3, "{norm} vs {want}")
+        }
+        other => panic!("{other}"),
+    }
+}

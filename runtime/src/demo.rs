@@ -219,17 +219,31 @@ impl<'a> Demo<'a> {
             let began = Instant::now();
             match pulled {
                 Ok(Pulled::Audio(format)) => {
-                    backoff = self.options.retry_initial;
                     if converter.as_ref().is_some_and(|c| c.format() != format) {
                         self.end_stream(&mut converter, &mut endpointer, &mut events)?;
                     }
+                    let mut converted = Ok(());
                     if converter.is_none() {
-                        converter = Some(Converter::new(format, ANALYSIS_RATE)?);
+                        match Converter::new(format, ANALYSIS_RATE) {
+                            Ok(c) => converter = Some(c),
+                            Err(e) => converted = Err(e),
+                        }
                     }
-                    if let Some(c) = converter.as_mut() {
+                    if let (true, Some(c)) = (converted.is_ok(), converter.as_mut()) {
                         mono.clear();
-                        c.push(&raw, &mut mono)?;
-                        endpointer.push(&mono, &mut events);
+                        converted = c.push(&raw, &mut mono);
+                    }
+                    match converted {
+                        Ok(()) => {
+                            backoff = self.options.retry_initial;
+                            endpointer.push(&mono, &mut events);
+                        }
+                        // A source that hands over audio in a format nothing can use (garbage from a
+                        // driver) is a device fault like any other: reported, dropped, reopened.
+                        Err(e) => {
+                            self.lose_audio(&e.to_string(), &mut converter, &mut endpointer);
+                            self.reconnect(&mut backoff)?;
+                        }
                     }
                 }
                 Ok(Pulled::Idle) => {}
@@ -244,12 +258,7 @@ impl<'a> Demo<'a> {
                     Fault::Skip => self.say_status(&format!("skipped: {}", e.message)),
                     Fault::Fatal => return Err(anyhow::anyhow!(e.message)),
                     Fault::Retry => {
-                        self.summary.device_faults += 1;
-                        // What was heard before the fault is incomplete: drop it.
-                        let mut dropped = Vec::new();
-                        endpointer.finish(&mut dropped);
-                        converter = None;
-                        self.say_status(&format!("audio lost: {}", e.message));
+                        self.lose_audio(&e.message, &mut converter, &mut endpointer);
                         self.reconnect(&mut backoff)?;
                     }
                 },
@@ -291,6 +300,20 @@ impl<'a> Demo<'a> {
         }
         endpointer.finish(events);
         Ok(())
+    }
+
+    /// A device fault: counted and reported; what was heard before it is incomplete and dropped.
+    fn lose_audio(
+        &mut self,
+        message: &str,
+        converter: &mut Option<Converter>,
+        endpointer: &mut Endpointer,
+    ) {
+        self.summary.device_faults += 1;
+        let mut dropped = Vec::new();
+        endpointer.finish(&mut dropped);
+        *converter = None;
+        self.say_status(&format!("audio lost: {message}"));
     }
 
     /// Waits and reopens the source until it works again (or the loop is stopped), backing off.

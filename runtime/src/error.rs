@@ -6,9 +6,10 @@ pub enum Error {
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
     #[error(transparent)]
-    Model(#[from] crate::model::ModelError),
+    Model(#[from] crate::contract::ModelError),
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
+    #[cfg(feature = "onnx")]
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),
 }

@@ -444,4 +444,37 @@ mod tests {
         assert_eq!(hits[0].index, 999);
         assert_eq!(hits[MAX_TOP_K - 1].index, 1000 - MAX_TOP_K);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// The heap keeps exactly what a full sort would: finite scores only, best first, ties to the
+        /// lower index, at most `k` (capped at MAX_TOP_K).
+        #[test]
+        fn top_k_equals_a_full_sort(
+            scores in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => -1.0f32..1.0,
+                    1 => proptest::sample::select(vec![0.5f32, -0.25, f32::NAN, f32::INFINITY, f32::NEG_INFINITY]),
+                ],
+                0..600,
+            ),
+            k in 0usize..300,
+        ) {
+            let mut top = TopK::new(k);
+            for (i, s) in scores.iter().enumerate() {
+                top.offer(i, *s);
+            }
+            let got: Vec<(usize, f32)> = top.into_hits().iter().map(|h| (h.index, h.score)).collect();
+            let mut want: Vec<(usize, f32)> = scores
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, s)| s.is_finite())
+                .collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            want.truncate(k.min(MAX_TOP_K));
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }

@@ -780,6 +780,49 @@ proptest! {
         }
     }
 
+    /// Whatever the labels, paths, sizes and vector type: what is written is what is read back (vectors
+    /// normalised, within the type's rounding), by every way of opening, and a search finds each vector.
+    #[test]
+    fn write_read_round_trips_for_every_vector_type(
+        vt in proptest::sample::select(VectorType::ALL.to_vec()),
+        dim in 1usize..48,
+        seed in any::<u64>(),
+        names in proptest::collection::vec(("[^\\p{Cc}]{1,12}", "\\PC{1,40}"), 1..24),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rt.vbi");
+        let n = names.len();
+        let entries: Vec<Entry> = names.iter().map(|(l, p)| Entry::new(l.as_str(), p.as_str())).collect();
+        let mut v = vectors(n, dim, seed);
+        for row in v.chunks_exact_mut(dim) {
+            if row.iter().all(|&x| x == 0.0) { row[0] = 1.0; }
+        }
+        write_index(&path, "vb-round-trip", dim, vt, &entries, &v).unwrap();
+        let tol = match vt {
+            VectorType::F32 => 1e-6,
+            VectorType::F16 => 1e-3,
+            VectorType::I8 => 1.5e-2,
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        for index in [
+            EmbeddingIndex::open(&path).unwrap(),
+            EmbeddingIndex::open_verified(&path).unwrap(),
+            EmbeddingIndex::from_bytes(&bytes).unwrap(),
+        ] {
+            prop_assert_eq!(index.header().vector_type, vt);
+            prop_assert_eq!((index.len(), index.dim(), index.model_id()), (n, dim, "vb-round-trip"));
+            prop_assert_eq!(index.entries().collect::<Vec<_>>(), entries.clone());
+            for i in 0..n {
+                let want = normalised(&v[i * dim..(i + 1) * dim]);
+                let got = index.vector(i);
+                let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                prop_assert!(err < tol, "{} row {}: max error {}", vt, i, err);
+                let best = index.search(&want, 1).unwrap();
+                prop_assert!(best[0].score > 1.0 - 10.0 * tol, "{} row {}: {:?}", vt, i, best);
+            }
+        }
+    }
+
     #[test]
     fn search_agrees_with_brute_force(n in 1usize..40, dim in 1usize..24, seed in any::<u64>(), k in 0usize..50) {
         let dir = tempfile::tempdir().unwrap();
@@ -799,5 +842,30 @@ proptest! {
         for (h, s) in hits.iter().zip(&scores) {
             prop_assert!((h.score - s).abs() < 1e-4, "{} vs {}", h.score, s);
         }
+    }
+}
+
+/// The index seeds of the `index_load` fuzz target are what this writer writes (one per vector type), so
+/// the fuzzer starts from valid files; `VISUALBYTE_UPDATE_GOLDEN=1` rewrites them after a format change.
+#[test]
+fn fuzz_seed_indexes_match_the_writer() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/index_load");
+    let update = std::env::var_os("VISUALBYTE_UPDATE_GOLDEN").is_some();
+    for vt in VectorType::ALL {
+        let bytes = bytes_of(3, 4, vt);
+        let seed = dir.join(format!("seed-{}.vbi", vt.as_str()));
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&seed, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&seed).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (VISUALBYTE_UPDATE_GOLDEN=1 writes it)",
+                seed.display()
+            )
+        });
+        assert_eq!(committed, bytes, "{} is stale", seed.display());
+        let index = EmbeddingIndex::from_bytes(&committed).unwrap();
+        assert_eq!(index.search(&[1.0, 0.0, 0.0, 0.0], 2).unwrap().len(), 2);
     }
 }

@@ -348,4 +348,30 @@ mod tests {
         let area: f64 = row.iter().sum::<f64>() * 40.0;
         assert!((area - 1.0).abs() < 0.05, "{area}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        /// Any samples (silence, clipping, a few or many): every value is finite, and making the clip
+        /// louder never makes a bin quieter.
+        #[test]
+        fn log_mel_is_finite_and_monotone_in_gain(
+            samples in proptest::collection::vec(-1.0f32..=1.0, 0..4000),
+            gain in 1.05f32..8.0,
+        ) {
+            let settings = AudioSettings::default();
+            let mut mel = MelSpectrogram::new(&settings);
+            let quiet_samples: Vec<f32> = samples.iter().map(|v| v / 8.0).collect();
+            let loud_samples: Vec<f32> = quiet_samples.iter().map(|v| v * gain).collect();
+            let quiet = mel.compute(&quiet_samples);
+            let loud = mel.compute(&loud_samples);
+            proptest::prop_assert!(quiet.values.iter().chain(&loud.values).all(|v| v.is_finite()));
+            proptest::prop_assert_eq!(quiet.values.len(), loud.values.len());
+            for (q, l) in quiet.values.iter().zip(&loud.values) {
+                proptest::prop_assert!(*l >= *q - 1e-5, "{q} → {l} at gain {gain}");
+            }
+            let image = quiet.to_image(&settings, 32);
+            proptest::prop_assert_eq!(image.dimensions(), (32, 32));
+        }
+    }
 }

@@ -392,4 +392,27 @@ mod tests {
         s.audio.f_max = 20_000.0;
         assert!(s.validate().is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Rendering is a function of its input: the same audio or text gives the same pixels, from a
+        /// renderer that has already rendered other things and from a fresh one.
+        #[test]
+        fn rendering_is_deterministic(
+            samples in proptest::collection::vec(-1.0f32..=1.0, 0..3000),
+            other in proptest::collection::vec(-1.0f32..=1.0, 0..3000),
+            text in "\\PC{0,40}",
+        ) {
+            let settings = RendererSettings::for_size(32);
+            let mut used = Renderer::new(settings.clone()).unwrap();
+            let _ = used.audio_samples(&other);
+            let _ = used.text("something else");
+            let mut fresh = Renderer::new(settings).unwrap();
+            proptest::prop_assert_eq!(used.audio_samples(&samples), fresh.audio_samples(&samples));
+            let a = used.text(&text).map_err(|e| e.to_string());
+            let b = fresh.text(&text).map_err(|e| e.to_string());
+            proptest::prop_assert_eq!(a, b);
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Pictures in: any format the `image` crate reads → alpha on a flat background → shorter side resized to
 //! the input size (triangle filter) → centre crop.
+use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;
 
 use image::imageops::FilterType;
@@ -37,20 +38,32 @@ impl PhotoRenderer {
     }
 
     pub fn decode_file(&self, path: &Path) -> Result<DynamicImage, RenderError> {
+        self.decode_with(path, || ImageReader::open(path)?.with_guessed_format())
+    }
+
+    /// Decodes a picture held in memory (tests, fuzzing) with the same limits as [`decode_file`](Self::decode_file).
+    pub fn decode_bytes(&self, bytes: &[u8]) -> Result<DynamicImage, RenderError> {
+        self.decode_with(Path::new("<memory>"), || {
+            ImageReader::new(Cursor::new(bytes)).with_guessed_format()
+        })
+    }
+
+    /// Reads the dimensions first and refuses a picture over the pixel limit before decoding it (a
+    /// decompression bomb costs a header read), then decodes under the allocation limit.
+    fn decode_with<R: BufRead + Seek>(
+        &self,
+        path: &Path,
+        open: impl Fn() -> std::io::Result<ImageReader<R>>,
+    ) -> Result<DynamicImage, RenderError> {
         let fail = |reason: String| RenderError::ImageDecode {
             path: path.to_path_buf(),
             reason,
         };
-        let mut reader = ImageReader::open(path)
-            .map_err(|source| RenderError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .with_guessed_format()
-            .map_err(|source| RenderError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let io = |source| RenderError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut reader = open().map_err(io)?;
         reader.limits(self.limits());
         let (w, h) = reader.into_dimensions().map_err(|e| fail(e.to_string()))?;
         if (w as u64) * (h as u64) > self.settings.max_pixels {
@@ -59,12 +72,7 @@ impl PhotoRenderer {
                 self.settings.max_pixels
             )));
         }
-        let mut reader = ImageReader::open(path)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(|source| RenderError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let mut reader = open().map_err(io)?;
         reader.limits(self.limits());
         reader.decode().map_err(|e| fail(e.to_string()))
     }
