@@ -47,7 +47,8 @@ install() {
 
 build() {
     install
-    # cargo-fuzz asks for nightly-only flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+    # With --sanitizer none every flag cargo-fuzz passes is stable; RUSTC_BOOTSTRAP=1 (kept so that the cached
+    # build stays valid) is what a sanitizer build (-Zsanitizer) would need on the stable toolchain.
     RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer none --target-dir "$FUZZ_TARGET_DIR" "$@"
 }
 

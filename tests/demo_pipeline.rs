@@ -570,8 +570,8 @@ fn run_vanishing(fatal: bool) -> (anyhow::Result<Summary>, Vec<Value>, String) {
     let source = Vanishing {
         inner: WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap(),
         delivered: 0.0,
-        // After the first question (speech from 0.80 s, about 1.5 s long), before the second (3.19 s).
-        gone_after_s: 3.0,
+        // After the first question (speech from 0.80 s, about 1.5 s long), just before the second (3.19 s).
+        gone_after_s: 3.15,
         fatal,
         failed_reopens: 0,
         stop: Arc::clone(&stop),

@@ -204,10 +204,17 @@ impl Consumer {
 
 /// Interleaved samples of any rate and channel count → mono at `out_rate`, chunk by chunk.
 ///
-/// Channels are averaged; non-finite samples become silence; rubato's FFT resampler does the rate change.
+/// Channels are averaged; non-finite samples become silence; rubato's FFT resampler does the rate change,
+/// down-sampling by at most 4:1 a pass (as [`crate::render::resample_to`]: larger ratios roll off inside
+/// the speech band), through a chain of converters.
 /// Output is aligned in time with the input: the resampler's start-up delay is removed, and
-/// [`Converter::flush`] emits exactly `round(input_frames × out_rate / in_rate)` samples in all.
+/// [`Converter::flush`] emits exactly `round(input_frames × out_rate / in_rate)` samples in all (within a
+/// sample per extra pass).
 pub struct Converter {
+    /// The next pass, from this one's output rate to the final rate; `None`: this is the last pass.
+    next: Option<Box<Converter>>,
+    /// This pass's output on its way to the next.
+    between: Vec<f32>,
     format: StreamFormat,
     out_rate: u32,
     resampler: Option<Fft<f32>>,
@@ -229,6 +236,25 @@ impl Converter {
             channels: 1,
         }
         .validate()?;
+        let factor = u64::from(format.rate).div_ceil(u64::from(out_rate) * 4);
+        if factor > 1 {
+            // A first pass to a multiple of the output rate at most 4:1 below, then the rest.
+            let mid = out_rate.saturating_mul(factor as u32);
+            let next = Converter::new(
+                StreamFormat {
+                    rate: mid,
+                    channels: 1,
+                },
+                out_rate,
+            )?;
+            let mut first = Converter::one_pass(format, mid)?;
+            first.next = Some(Box::new(next));
+            return Ok(first);
+        }
+        Converter::one_pass(format, out_rate)
+    }
+
+    fn one_pass(format: StreamFormat, out_rate: u32) -> Result<Self, StreamError> {
         let (resampler, delay) = if format.rate == out_rate {
             (None, 0)
         } else {
@@ -249,6 +275,8 @@ impl Converter {
         };
         let chunk_out = vec![0.0; resampler.as_ref().map_or(0, |r| r.output_frames_max())];
         Ok(Self {
+            next: None,
+            between: Vec::new(),
             format,
             out_rate,
             resampler,
@@ -266,11 +294,41 @@ impl Converter {
     }
 
     pub fn out_rate(&self) -> u32 {
-        self.out_rate
+        self.next.as_ref().map_or(self.out_rate, |n| n.out_rate())
     }
 
     /// Converts `interleaved` and appends the mono output to `out`.
     pub fn push(&mut self, interleaved: &[f32], out: &mut Vec<f32>) -> Result<(), StreamError> {
+        let Some(mut next) = self.next.take() else {
+            return self.push_pass(interleaved, out);
+        };
+        let mut between = std::mem::take(&mut self.between);
+        between.clear();
+        let result = self
+            .push_pass(interleaved, &mut between)
+            .and_then(|()| next.push(&between, out));
+        self.between = between;
+        self.next = Some(next);
+        result
+    }
+
+    /// End of stream: resamples what is left, padding with silence, and emits the last samples.
+    pub fn flush(&mut self, out: &mut Vec<f32>) -> Result<(), StreamError> {
+        let Some(mut next) = self.next.take() else {
+            return self.flush_pass(out);
+        };
+        let mut between = std::mem::take(&mut self.between);
+        between.clear();
+        let result = self
+            .flush_pass(&mut between)
+            .and_then(|()| next.push(&between, out))
+            .and_then(|()| next.flush(out));
+        self.between = between;
+        self.next = Some(next);
+        result
+    }
+
+    fn push_pass(&mut self, interleaved: &[f32], out: &mut Vec<f32>) -> Result<(), StreamError> {
         let channels = self.format.channels as usize;
         let mut rest = interleaved;
         if !self.partial.is_empty() {
@@ -293,8 +351,7 @@ impl Converter {
         self.drain(out, false)
     }
 
-    /// End of stream: resamples what is left, padding with silence, and emits the last samples.
-    pub fn flush(&mut self, out: &mut Vec<f32>) -> Result<(), StreamError> {
+    fn flush_pass(&mut self, out: &mut Vec<f32>) -> Result<(), StreamError> {
         self.partial.clear();
         self.drain(out, true)?;
         // Start afresh for a stream that may follow.
@@ -478,6 +535,34 @@ mod tests {
             let expected_rms = 0.5 / channels as f32 / 2f32.sqrt();
             let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
             assert!((rms - expected_rms).abs() < 0.01, "{rate}: {rms}");
+        }
+    }
+
+    /// Found by the resampler's energy property test (render::audio): one pass of 192 kHz → 16 kHz kept
+    /// 28 % of the energy of a 3.2 kHz tone. The converter now goes down in passes, as resample_to does.
+    #[test]
+    fn converter_keeps_the_speech_band_from_high_rate_devices() {
+        for (rate, tone_hz) in [(192_000u32, 3_600.0), (384_000, 5_000.0), (96_000, 5_000.0)] {
+            let input = tone(rate, 2, 1.0, tone_hz);
+            let mut conv = Converter::new(StreamFormat { rate, channels: 2 }, 16_000).unwrap();
+            assert_eq!(conv.out_rate(), 16_000);
+            let mut out = Vec::new();
+            for chunk in input.chunks(4097) {
+                conv.push(chunk, &mut out).unwrap();
+            }
+            conv.flush(&mut out).unwrap();
+            assert!(
+                (out.len() as i64 - 16_000).abs() <= 2,
+                "{rate}: {}",
+                out.len()
+            );
+            let mid = &out[4000..12000];
+            let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+            let expected_rms = 0.5 / 2.0 / 2f32.sqrt();
+            assert!(
+                (rms - expected_rms).abs() < 0.01,
+                "{rate} Hz, {tone_hz} Hz tone: {rms}"
+            );
         }
     }
 
