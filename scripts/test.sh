@@ -2,8 +2,8 @@
 # VisualByte's test command (CI runs it through .ci/run). On Debian 12 it installs what is missing, then
 # proves, stopping at the first failure:
 #   fmt, clippy (default features and `mic`), the native test suite (with `mic`, so the capture code is
-#   built and its tests run), ruff + pytest for export/, and the same test suite on aarch64 under
-#   qemu-user (same count as native). VISUALBYTE_RELEASE=1 also builds the aarch64 robot binary
+#   built and its tests run), ruff + pytest for export/, a fuzz smoke run (5 s per cargo-fuzz target),
+#   and the same test suite on aarch64 under qemu-user (same count as native). VISUALBYTE_RELEASE=1 also builds the aarch64 robot binary
 #   (release profile, LTO: the slowest build, so not part of every run).
 #
 # Caches (kept between runs, shared by every clone on the machine), under
