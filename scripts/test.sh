@@ -177,10 +177,12 @@ python_checks() {
 # cargo-fuzz (installed once into the cache), the instrumented parsers (no tract) and 5 s per fuzz target.
 fuzz_smoke() { nice -n 5 scripts/fuzz.sh smoke 5; }
 
-aarch64_build() { scripts/cross-debian.sh aarch64 build-tests; }
+# Debian's compiler builds into its own target dir (rustup's artifacts in target/ are of no use to it).
+aarch64_build() { CARGO_TARGET_DIR=$CACHE/target-aarch64 scripts/cross-debian.sh aarch64 build-tests; }
 
 aarch64_test() {
-    scripts/cross-debian.sh aarch64 test 2>&1 | tee "$LOGS/aarch64-test.log"
+    CARGO_TARGET_DIR=$CACHE/target-aarch64 scripts/cross-debian.sh aarch64 test 2>&1 |
+        tee "$LOGS/aarch64-test.log"
     local passed
     passed=$(cargo_passed "$LOGS/aarch64-test.log")
     TOTAL_PASSED=$((TOTAL_PASSED + passed))
@@ -191,7 +193,7 @@ aarch64_test() {
     fi
 }
 
-aarch64_release() { scripts/cross-debian.sh aarch64 release; }
+aarch64_release() { CARGO_TARGET_DIR=$CACHE/target-aarch64 scripts/cross-debian.sh aarch64 release; }
 
 # ---- run ----------------------------------------------------------------------------------------------------
 echo "VisualByte tests: $(git rev-parse --short HEAD 2>/dev/null || echo 'no commit') in $ROOT"
