@@ -290,18 +290,29 @@ pub fn contract_from_onnx_bytes(bytes: &[u8], path: &Path) -> Result<Contract, M
     )
 }
 
+/// A read error naming the model file.
+pub(crate) fn read_error(path: &Path, reason: String) -> ModelError {
+    ModelError::Read {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// The model path exists and is a regular file (a folder or a missing file is a read error naming it).
+pub(crate) fn check_model_file(path: &Path) -> Result<(), ModelError> {
+    let meta = std::fs::metadata(path).map_err(|e| read_error(path, e.to_string()))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(read_error(path, "not a file".into()))
+    }
+}
+
 /// Reads a model's contract from its ONNX metadata, without building the graph. The contract is parsed but
 /// not validated: `visualbyte info` shows it even when this build cannot use it.
 pub fn read_contract(path: &Path) -> Result<Contract, ModelError> {
-    let read_err = |reason: String| ModelError::Read {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| read_err(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(read_err("not a file".into()));
-    }
-    let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
+    check_model_file(path)?;
+    let bytes = std::fs::read(path).map_err(|e| read_error(path, e.to_string()))?;
     contract_from_onnx_bytes(&bytes, path)
 }
 

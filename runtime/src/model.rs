@@ -22,17 +22,10 @@ pub use crate::contract::{
 use crate::render::RendererSettings;
 
 fn read_proto(path: &Path) -> Result<ModelProto, ModelError> {
-    let read_err = |reason: String| ModelError::Read {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| read_err(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(read_err("not a file".into()));
-    }
+    crate::contract::check_model_file(path)?;
     tract_onnx::onnx()
         .proto_model_for_path(path)
-        .map_err(|e| read_err(format!("not an ONNX model ({e:#})")))
+        .map_err(|e| crate::contract::read_error(path, format!("not an ONNX model ({e:#})")))
 }
 
 fn contract_from_proto(proto: &ModelProto, path: &Path) -> Result<Contract, ModelError> {
