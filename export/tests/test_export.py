@@ -233,3 +233,59 @@ def read_contract_id_of_regenerated(renderer) -> str:
         p = Path(td) / "t.onnx"
         write_fixture(p, renderer)
         return read_contract(p)["model_id"].rsplit("-", 1)[1]
+
+
+def _batchnorm_convnext(seed: int = 0) -> VisualByteNet:
+    """The default model's family in miniature: per-image standardisation, then ConvNeXt blocks with
+    BatchNorm instead of LayerNorm.
+    Running statistics come from a few batches of random pictures (as training leaves them), so
+    the exported graph has real normalisations to fold."""
+    torch.manual_seed(seed)
+    kwargs = {
+        "depths": [1, 1, 1, 1],
+        "dims": [8, 16, 32, 64],
+        "conv_mlp": True,
+        "norm_layer": "batchnorm2d",
+        "ls_init_value": 1.0,
+    }
+    net = VisualByteNet("convnext_atto", 6, FIXTURE_DIM, kwargs, input_norm="per_image")
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.backbone.modules()) >= 8
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None  # cumulative average over the calibration batches
+    net.train()
+    with torch.no_grad():
+        for _ in range(4):
+            x = torch.rand(16, 3, FIXTURE_SIZE, FIXTURE_SIZE, generator=g)
+            x = x * torch.rand(16, 3, 1, 1, generator=g)  # per-picture colour and brightness
+            net.embed((x - 0.45) / 0.23)
+    return net.eval()
+
+
+def test_batchnorm_convnext_exports_and_every_backend_matches_torch(tmp_path, pixels):
+    binary = runtime_binary()
+    pixels = pixels.copy()
+    pixels[1] = 255  # a blank picture: zero variance must not divide by zero anywhere
+    # Darker and brighter copies, so the embeddings differ by more than the tolerance.
+    pixels = pixels.astype(np.float32) * np.linspace(0.1, 1.0, len(pixels))[:, None, None, None]
+    pixels = pixels.astype(np.uint8)
+    net = _batchnorm_convnext()
+    ckpt = {
+        "model": net.state_dict(),
+        "model_config": net.config(),
+        "size": FIXTURE_SIZE,
+        "renderer": renderer_config(FIXTURE_SIZE, binary=binary),
+        "state": {"step": 1},
+        "args": {},
+        "dataset": "synthetic",
+    }
+    torch.save(ckpt, tmp_path / "bn.pt")
+    report = export_checkpoint(tmp_path / "bn.pt", tmp_path / "bn.onnx", runtime=False)
+    assert report["parity"]["onnxruntime_max_abs"] <= PARITY_TOL
+    ref = torch_embed(net, pixels)
+    # Not a constant map: the pictures differ, so must their embeddings.
+    assert np.abs(ref - ref[0]).max() > 100 * PARITY_TOL
+    assert np.abs(OnnxEmbedder(tmp_path / "bn.onnx")(pixels) - ref).max() <= PARITY_TOL
+    got = RuntimeEmbedder(tmp_path / "bn.onnx", binary)(pixels)
+    assert np.abs(got - ref).max() <= PARITY_TOL

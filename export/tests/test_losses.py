@@ -96,3 +96,10 @@ def test_curriculum_ramps_alignment_in():
     assert curriculum_weights(0, 4, align_start=0.1) == (1.0, pytest.approx(0.1))
     assert curriculum_weights(2, 4, align_start=0.1)[1] == pytest.approx(0.55)
     assert curriculum_weights(10, 4, align_start=0.1)[1] == pytest.approx(1.0)
+
+
+def test_curriculum_delay_keeps_alignment_off_then_ramps():
+    assert curriculum_weights(0, 4, align_start=0.1, align_delay=2) == (1.0, 0.0)
+    assert curriculum_weights(1.99, 4, align_start=0.1, align_delay=2) == (1.0, 0.0)
+    assert curriculum_weights(2, 4, align_start=0.1, align_delay=2)[1] == pytest.approx(0.1)
+    assert curriculum_weights(4, 4, align_start=0.1, align_delay=2)[1] == pytest.approx(0.55)

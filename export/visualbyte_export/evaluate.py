@@ -374,6 +374,18 @@ def _shorten(obj, n: int = 6):
     return obj
 
 
+def _backbone_note(args: dict) -> str:
+    """`` with {...}`` for the timm overrides a run used (e.g. BatchNorm instead of LayerNorm)."""
+    raw = args.get("backbone_kwargs")
+    try:
+        kwargs = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+    except (TypeError, ValueError):
+        return ""
+    if not kwargs:
+        return ""
+    return " with " + ", ".join(f"`{k}={json.dumps(v)}`" for k, v in sorted(kwargs.items()))
+
+
 def write_model_card(
     path: Path,
     res: dict,
@@ -400,8 +412,9 @@ def write_model_card(
         f"- **Model**: `{model.name}`, id `{contract.get('model_id', '?')}`, "
         f"{model.stat().st_size / 1e6:.1f} MB; card written by "
         f"`python -m visualbyte_export evaluate` on {stamp}.",
-        f"- **Architecture**: timm `{args.get('arch', '?')}` (random init, no pretrained weights)"
-        " → BatchNorm·Linear·GELU·Linear·BatchNorm projector → L2 norm, embedding "
+        f"- **Architecture**: timm `{args.get('arch', '?')}`{_backbone_note(args)} (random init, "
+        "no pretrained weights) → BatchNorm·Linear·GELU·Linear·BatchNorm projector → L2 norm, "
+        "embedding "
         f"{dim}-d. One network for photos, "
         "rendered text and log-mel spectrogram images.",
         f"- **Input**: {size}×{size} RGB, ImageNet mean/std (docs/CONTRACT.md). {size} px keeps a "
@@ -423,7 +436,7 @@ def write_model_card(
     keys = (
         "arch", "epochs", "steps_per_epoch", "batch_classes", "lr_backbone", "lr_head",
         "weight_decay", "warmup_steps", "audio_lambda", "no_ce_audio", "curriculum_epochs",
-        "align_start", "aug", "embed_dim", "seed",
+        "align_start", "align_delay", "backbone_kwargs", "aug", "embed_dim", "seed",
     )  # fmt: skip
     if args:
         lines += ["| setting | value |", "|---|---|"]

@@ -90,10 +90,17 @@ def visualbyte_loss(
 
 
 def curriculum_weights(
-    epoch_progress: float, curriculum_epochs: float, align_start: float = 0.1, cls_end: float = 1.0
+    epoch_progress: float,
+    curriculum_epochs: float,
+    align_start: float = 0.1,
+    cls_end: float = 1.0,
+    align_delay: float = 0.0,
 ) -> tuple[float, float]:
-    """(w_cls, w_align) at a fractional epoch: classification-led first, alignment ramped in
-    linearly."""
+    """(w_cls, w_align) at a fractional epoch: classification only for ``align_delay`` epochs, then
+    alignment ramped in linearly from ``align_start`` to 1 over ``curriculum_epochs``."""
+    if epoch_progress < align_delay:
+        return 1.0, 0.0
+    epoch_progress -= align_delay
     if curriculum_epochs <= 0:
         return cls_end, 1.0
     t = min(1.0, max(0.0, epoch_progress / curriculum_epochs))

@@ -36,6 +36,28 @@ def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+INPUT_NORMS = ("none", "per_image")
+
+
+class PerImageStandardise(nn.Module):
+    """Each picture to zero mean and unit variance over all its values, inside the network.
+
+    Rendered words are mostly white, spectrograms mostly dark, photos in between: in a batch that
+    mixes them, the BatchNorm statistics are dominated by which modality a row is, and the small
+    differences inside one modality (which word, which sound) learned far more slowly (a 5-minute
+    probe with text loss in mixed batches: CE 5.06 without, 4.60 with this, chance 5.40). Part of
+    the exported graph, so the runtime's input contract does not change.
+    """
+
+    eps = 1e-3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(dim=(1, 2, 3), keepdim=True)
+        return centred / torch.sqrt(var + self.eps)
+
+
 def create_backbone(
     arch: str, backbone_kwargs: dict | None = None, drop_path_rate: float = 0.0
 ) -> nn.Module:
@@ -59,9 +81,14 @@ class VisualByteNet(nn.Module):
         embed_dim: int = DEFAULT_EMBED_DIM,
         backbone_kwargs: dict | None = None,
         drop_path_rate: float = 0.0,
+        input_norm: str = "none",
     ) -> None:
         super().__init__()
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm {input_norm!r}: one of {', '.join(INPUT_NORMS)}")
         self.arch = arch
+        self.input_norm = input_norm
+        self.standardise = PerImageStandardise() if input_norm == "per_image" else nn.Identity()
         self.embed_dim = embed_dim
         self.backbone_kwargs = dict(backbone_kwargs or {})
         self.backbone = create_backbone(arch, self.backbone_kwargs, drop_path_rate)
@@ -88,7 +115,7 @@ class VisualByteNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised input ``[B, 3, S, S]`` → L2-normalised embedding ``[B, D]``."""
-        return F.normalize(self.projector(self.backbone(x)), dim=-1)
+        return F.normalize(self.projector(self.backbone(self.standardise(x))), dim=-1)
 
     def classify(self, emb: torch.Tensor) -> torch.Tensor:
         if self.classifier is None:
@@ -111,6 +138,7 @@ class VisualByteNet(nn.Module):
             "embed_dim": self.embed_dim,
             "num_classes": 0 if self.classifier is None else self.classifier.out_features,
             "backbone_kwargs": self.backbone_kwargs,
+            "input_norm": self.input_norm,
         }
 
 
@@ -119,11 +147,12 @@ class EmbeddingOnly(nn.Module):
 
     def __init__(self, net: VisualByteNet) -> None:
         super().__init__()
+        self.standardise = net.standardise
         self.backbone = net.backbone
         self.projector = net.projector
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        z = self.projector(self.backbone(image))
+        z = self.projector(self.backbone(self.standardise(image)))
         # Written out instead of F.normalize so the exported graph is a handful of basic ops.
         return z / torch.sqrt(torch.sum(z * z, dim=-1, keepdim=True).clamp_min(1e-12))
 
@@ -134,6 +163,7 @@ def build_from_config(cfg: dict) -> VisualByteNet:
         num_classes=int(cfg.get("num_classes", 0)),
         embed_dim=int(cfg.get("embed_dim", DEFAULT_EMBED_DIM)),
         backbone_kwargs=cfg.get("backbone_kwargs") or {},
+        input_norm=cfg.get("input_norm", "none"),
     )
 
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import LossWeights, curriculum_weights, visualbyte_loss
-from .model import IMAGENET_MEAN, IMAGENET_STD, VisualByteNet, load_init_weights
+from .model import IMAGENET_MEAN, IMAGENET_STD, INPUT_NORMS, VisualByteNet, load_init_weights
 from .sampler import ClassBalancedTripleSampler
 
 MODALITIES = ("image", "text", "audio")
@@ -269,8 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="classification-led epochs: alignment weight ramps from --align-start to 1",
     )
     p.add_argument("--align-start", type=float, default=0.1)
+    p.add_argument(
+        "--align-delay",
+        type=float,
+        default=0.0,
+        help="epochs of classification only before the CLIP terms start to ramp in",
+    )
     p.add_argument("--aug", type=float, default=1.0, help="augmentation strength (0 = off)")
     p.add_argument("--drop-path", type=float, default=0.0)
+    p.add_argument(
+        "--input-norm",
+        choices=INPUT_NORMS,
+        default="none",
+        help="per_image: standardise each picture inside the network (mixed-modality batches)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -362,9 +374,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     backbone_kwargs = json.loads(args.backbone_kwargs)
-    net = VisualByteNet(args.arch, num_classes, args.embed_dim, backbone_kwargs, args.drop_path).to(
-        device
-    )
+    net = VisualByteNet(
+        args.arch, num_classes, args.embed_dim, backbone_kwargs, args.drop_path, args.input_norm
+    ).to(device)
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(
@@ -487,7 +499,10 @@ def main(argv: list[str] | None = None) -> int:
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * f
             w_cls, w_align = curriculum_weights(
-                step / steps_per_epoch, args.curriculum_epochs, args.align_start
+                step / steps_per_epoch,
+                args.curriculum_epochs,
+                args.align_start,
+                align_delay=args.align_delay,
             )
             weights.cls, weights.align = w_cls, w_align
             labels = torch.from_numpy(rows[:, 0]).to(device)
