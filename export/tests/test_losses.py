@@ -103,3 +103,18 @@ def test_curriculum_delay_keeps_alignment_off_then_ramps():
     assert curriculum_weights(1.99, 4, align_start=0.1, align_delay=2) == (1.0, 0.0)
     assert curriculum_weights(2, 4, align_start=0.1, align_delay=2)[1] == pytest.approx(0.1)
     assert curriculum_weights(4, 4, align_start=0.1, align_delay=2)[1] == pytest.approx(0.55)
+
+
+def test_modality_weights_tilt_the_classification_mean():
+    torch.manual_seed(0)
+    labels = torch.arange(4)
+    emb = {m: F.normalize(torch.randn(4, 8), dim=-1) for m in ("image", "text", "audio")}
+    logits = {m: torch.randn(4, 4) for m in emb}
+    logits["text"] = 10 * torch.eye(4)  # text is nearly solved, image and audio are not
+    scale = torch.tensor(1.0)
+    even, parts = visualbyte_loss(emb, logits, labels, scale, LossWeights(align=0.0))
+    tilted, _ = visualbyte_loss(
+        emb, logits, labels, scale, LossWeights(align=0.0, ce_modality=(0.0, 1.0, 0.0))
+    )
+    assert tilted == pytest.approx(parts["ce_text"], rel=1e-5)
+    assert even == pytest.approx((parts["ce_image"] + parts["ce_text"] + parts["ce_audio"]) / 3)

@@ -57,6 +57,8 @@ class LossWeights:
     align: float = 1.0
     audio_lambda: float = 1.0
     ce_audio: bool = True
+    # Relative weight of each modality's cross-entropy (normalised, so the mean stays a mean).
+    ce_modality: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 def visualbyte_loss(
@@ -70,7 +72,8 @@ def visualbyte_loss(
     for logging)."""
     mods = ["image", "text"] + (["audio"] if weights.ce_audio else [])
     ce = {m: F.cross_entropy(logits[m], labels) for m in mods}
-    ce_mean = sum(ce.values()) / len(ce)
+    w = dict(zip(("image", "text", "audio"), weights.ce_modality, strict=True))
+    ce_mean = sum(w[m] * ce[m] for m in mods) / sum(w[m] for m in mods)
     ws = world_size()
     g = {m: gather_keep_local(emb[m]) for m in ("image", "text", "audio")}
     # Every rank sees the whole loss through the shared scale: give it 1/ws of the gradient

@@ -268,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="classification-led epochs: alignment weight ramps from --align-start to 1",
     )
+    p.add_argument(
+        "--ce-weights",
+        default="1,1,1",
+        help="relative cross-entropy weights image,text,audio (the easy photos need less)",
+    )
     p.add_argument("--align-start", type=float, default=0.1)
     p.add_argument(
         "--align-delay",
@@ -448,7 +453,17 @@ def main(argv: list[str] | None = None) -> int:
         }
         atomic_save(ckpt, run_dir / f"{kind}.pt")
 
-    weights = LossWeights(audio_lambda=args.audio_lambda, ce_audio=not args.no_ce_audio)
+    try:
+        ce_modality = tuple(float(v) for v in args.ce_weights.split(","))
+    except ValueError:
+        ce_modality = ()
+    if len(ce_modality) != 3 or min(ce_modality) < 0 or sum(ce_modality) <= 0:
+        raise SystemExit(
+            f"--ce-weights {args.ce_weights!r}: three non-negative numbers, e.g. 1,2,1"
+        )
+    weights = LossWeights(
+        audio_lambda=args.audio_lambda, ce_audio=not args.no_ce_audio, ce_modality=ce_modality
+    )
     b = sampler.local_batch
     log(
         f"{args.arch} {size}px, {num_classes} classes, global batch {sampler.batch_classes} "
