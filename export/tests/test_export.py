@@ -289,3 +289,30 @@ def test_batchnorm_convnext_exports_and_every_backend_matches_torch(tmp_path, pi
     assert np.abs(OnnxEmbedder(tmp_path / "bn.onnx")(pixels) - ref).max() <= PARITY_TOL
     got = RuntimeEmbedder(tmp_path / "bn.onnx", binary)(pixels)
     assert np.abs(got - ref).max() <= PARITY_TOL
+
+
+def test_posterior_output_exports_class_space_vectors_every_backend_agrees_on(tmp_path, pixels):
+    binary = runtime_binary()
+    net = _batchnorm_convnext()
+    ckpt = {
+        "model": net.state_dict(),
+        "model_config": net.config(),
+        "size": FIXTURE_SIZE,
+        "renderer": renderer_config(FIXTURE_SIZE, binary=binary),
+        "state": {"step": 1},
+        "args": {},
+        "dataset": "synthetic",
+    }
+    torch.save(ckpt, tmp_path / "p.pt")
+    report = export_checkpoint(tmp_path / "p.pt", tmp_path / "p.onnx", output="posterior")
+    assert report["output"] == "posterior"
+    assert read_contract(tmp_path / "p.onnx")["embedding"]["dim"] == 6  # one value per class
+    assert report["parity"]["onnxruntime_max_abs"] <= PARITY_TOL
+    assert report["parity"]["runtime_max_abs"] <= PARITY_TOL
+    got = RuntimeEmbedder(tmp_path / "p.onnx", binary)(pixels)
+    assert got.shape == (len(pixels), 6)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-5) and (got >= 0).all()
+    with torch.no_grad():
+        x = torch.from_numpy(normalise_pixels(pixels))
+        predicted = net.classify(net.embed(x)).argmax(1).numpy()
+    assert (got.argmax(1) == predicted).all()

@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from .evaluate import CONTRACT_KEY, OnnxEmbedder, RuntimeEmbedder, find_runtime_binary
-from .model import IMAGENET_MEAN, IMAGENET_STD, EmbeddingOnly, VisualByteNet, load_checkpoint_model
+from .model import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    OUTPUTS,
+    EmbeddingOnly,
+    VisualByteNet,
+    load_checkpoint_model,
+)
 
 OPSET = 17
 CONTRACT_VERSION = 1
@@ -91,9 +98,9 @@ def renderer_config(
     return json.loads(out.stdout)
 
 
-def torch_to_onnx(net: VisualByteNet, size: int, path: Path) -> None:
+def torch_to_onnx(net: VisualByteNet, size: int, path: Path, output: str = "embedding") -> None:
     """Export the embedding path (classic TorchScript exporter: stable, plain opset-17 ops)."""
-    wrapper = EmbeddingOnly(net).eval()
+    wrapper = EmbeddingOnly(net, output).eval()
     dummy = torch.zeros(1, 3, size, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
@@ -202,14 +209,18 @@ def parity_inputs(size: int, n: int = 4, data: Path | None = None, seed: int = 0
 
 
 def parity(
-    net: VisualByteNet, onnx_path: Path, pixels: np.ndarray, runtime: bool | None = None
+    net: VisualByteNet,
+    onnx_path: Path,
+    pixels: np.ndarray,
+    runtime: bool | None = None,
+    output: str = "embedding",
 ) -> dict:
     """Max abs difference of embeddings: torch vs onnxruntime (and vs the Rust runtime when
     built)."""
     from .evaluate import normalise_pixels
 
     with torch.no_grad():
-        ref = EmbeddingOnly(net).eval()(torch.from_numpy(normalise_pixels(pixels))).numpy()
+        ref = EmbeddingOnly(net, output).eval()(torch.from_numpy(normalise_pixels(pixels))).numpy()
     out = {
         "n": int(len(pixels)),
         "onnxruntime_max_abs": float(np.abs(OnnxEmbedder(onnx_path)(pixels) - ref).max()),
@@ -230,9 +241,11 @@ def export_checkpoint(
     threshold: float | None = None,
     data: Path | None = None,
     runtime: bool | None = None,
+    output: str = "embedding",
 ) -> dict:
     net, ckpt = load_checkpoint_model(ckpt_path)
     cfg = ckpt["model_config"]
+    dim = int(cfg["num_classes"]) if output == "posterior" else int(cfg["embed_dim"])
     size = int(ckpt["size"])
     if renderer_json is not None:
         renderer = json.loads(Path(renderer_json).read_text())
@@ -240,8 +253,9 @@ def export_checkpoint(
         renderer = ckpt["renderer"]
     else:
         renderer = renderer_config(size)
-    torch_to_onnx(net, size, out)
+    torch_to_onnx(net, size, out, output)
     training = {
+        "output": output,
         "checkpoint": str(ckpt_path),
         "step": ckpt.get("state", {}).get("step"),
         "dataset": ckpt.get("dataset"),
@@ -252,7 +266,7 @@ def export_checkpoint(
         out,
         cfg["arch"],
         size,
-        cfg["embed_dim"],
+        dim,
         renderer,
         threshold,
         weights,
@@ -263,7 +277,8 @@ def export_checkpoint(
         "model_id": contract["model_id"],
         "weights": weights,
         "bytes": out.stat().st_size,
-        "parity": parity(net, out, parity_inputs(size, data=data), runtime),
+        "output": output,
+        "parity": parity(net, out, parity_inputs(size, data=data), runtime, output),
     }
     Path(str(out) + ".report.json").write_text(json.dumps(report, indent=1))
     return report
@@ -278,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, default=Path("models/visualbyte.onnx"))
     p.add_argument("--weights", choices=("f32", "f16"), default="f32")
+    p.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        default="embedding",
+        help="embedding: the projector output; posterior: the class posterior of the cosine "
+        "classifier (one value per training class; closes the gap between modalities)",
+    )
     p.add_argument(
         "--renderer-json", type=Path, help="renderer settings (default: stored with the checkpoint)"
     )
@@ -301,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         args.threshold,
         args.data,
         True if args.require_runtime else None,
+        args.output,
     )
     print(json.dumps(report, indent=1))
     par = report["parity"]

@@ -142,19 +142,45 @@ class VisualByteNet(nn.Module):
         }
 
 
-class EmbeddingOnly(nn.Module):
-    """What ships: normalised image in, normalised embedding out (no classifier, no logit scale)."""
+OUTPUTS = ("embedding", "posterior")
 
-    def __init__(self, net: VisualByteNet) -> None:
+
+class EmbeddingOnly(nn.Module):
+    """What ships: normalised image in, normalised vector out (no logit scale).
+
+    ``output="embedding"``: the L2-normalised projector output. ``output="posterior"``: the
+    L2-normalised class posterior of the cosine classifier, ``softmax(scale · cos(e, w_k))``, one
+    value per training class. Each modality's embeddings can sit in their own region of the sphere
+    (a modality gap: the nearest photo of a typed word is then not of its class even when the
+    shared classifier reads the word right); the posterior of every modality lives in the same
+    class space, so nearest neighbours across modalities agree when the classifier does.
+    """
+
+    def __init__(
+        self, net: VisualByteNet, output: str = "embedding", scale: float = CLASSIFIER_SCALE
+    ) -> None:
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"output {output!r}: one of {', '.join(OUTPUTS)}")
+        if output == "posterior" and net.classifier is None:
+            raise ValueError("output 'posterior' needs a model with a classifier head")
+        self.output = output
+        self.scale = float(scale)
         self.standardise = net.standardise
         self.backbone = net.backbone
         self.projector = net.projector
+        self.classifier = net.classifier if output == "posterior" else None
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         z = self.projector(self.backbone(self.standardise(image)))
         # Written out instead of F.normalize so the exported graph is a handful of basic ops.
-        return z / torch.sqrt(torch.sum(z * z, dim=-1, keepdim=True).clamp_min(1e-12))
+        z = z / torch.sqrt(torch.sum(z * z, dim=-1, keepdim=True).clamp_min(1e-12))
+        if self.classifier is None:
+            return z
+        w = self.classifier.weight
+        w = w / torch.sqrt(torch.sum(w * w, dim=-1, keepdim=True).clamp_min(1e-12))
+        p = torch.softmax(self.scale * z @ w.t(), dim=-1)
+        return p / torch.sqrt(torch.sum(p * p, dim=-1, keepdim=True).clamp_min(1e-12))
 
 
 def build_from_config(cfg: dict) -> VisualByteNet:
