@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import IMAGENET_MEAN, IMAGENET_STD
+from .model import CLASSIFIER_SCALE, IMAGENET_MEAN, IMAGENET_STD
 
 MODALITIES = ("image", "text", "audio")
 CONTRACT_KEY = "visualbyte.contract"
@@ -413,10 +413,15 @@ def write_model_card(
         f"{model.stat().st_size / 1e6:.1f} MB; card written by "
         f"`python -m visualbyte_export evaluate` on {stamp}.",
         f"- **Architecture**: timm `{args.get('arch', '?')}`{_backbone_note(args)} (random init, "
-        "no pretrained weights) → BatchNorm·Linear·GELU·Linear·BatchNorm projector → L2 norm, "
-        "embedding "
-        f"{dim}-d. One network for photos, "
-        "rendered text and log-mel spectrogram images.",
+        "no pretrained weights) → BatchNorm·Linear·GELU·Linear·BatchNorm projector → L2 norm"
+        + (
+            f", then the cosine classifier's class posterior (softmax of {CLASSIFIER_SCALE:g}·cos "
+            f"to each class prototype), L2-normalised: the shipped vector has {dim} values, one "
+            "per training class."
+            if info.get("output") == "posterior"
+            else f", embedding {dim}-d."
+        )
+        + " One network for photos, rendered text and log-mel spectrogram images.",
         f"- **Input**: {size}×{size} RGB, ImageNet mean/std (docs/CONTRACT.md). {size} px keeps a "
         "rendered word and the 80 mel rows legible while training fits two CPU cores and a query "
         "embeds in milliseconds on the device; cost grows with the square of the size.",
