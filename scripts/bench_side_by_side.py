@@ -167,6 +167,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="raw numbers (default: next to --out)")
     args = ap.parse_args()
 
+    import onnx
     import onnxruntime as ort
     import torch
 
@@ -189,7 +190,10 @@ def main() -> None:
         from visualbyte_export.model import EmbeddingOnly, load_checkpoint_model
 
         full, _ = load_checkpoint_model(args.checkpoint)
-        net = EmbeddingOnly(full).eval()
+        # The same output as the ONNX file (the projector embedding or the class posterior).
+        meta = {p.key: p.value for p in onnx.load(str(args.model)).metadata_props}
+        output = json.loads(meta.get("visualbyte.training", "{}")).get("output", "embedding")
+        net = EmbeddingOnly(full, output).eval()
 
     rows = []
     per_threads = {}
