@@ -110,3 +110,24 @@ def test_lr_schedule_warms_up_then_decays_with_progress():
     assert train.lr_factor(10, 0.0, 10, 0.01) == pytest.approx(1.0)
     assert train.lr_factor(50, 0.5, 10, 0.01) == pytest.approx(0.505)
     assert train.lr_factor(99, 1.0, 10, 0.01) == pytest.approx(0.01)
+
+
+def test_model_card_train_command_parses_back_to_the_run_arguments():
+    import shlex
+
+    from visualbyte_export.evaluate import _train_command
+    from visualbyte_export.train import build_parser
+
+    argv = [
+        "--data", "/d", "--arch", "convnext_atto", "--backbone-kwargs", '{"conv_mlp": true}',
+        "--input-norm", "per_image", "--ce-weights", "0.5,1.5,1", "--align-delay", "4",
+        "--aug", "0", "--no-ce-audio", "--lr-head", "0.0015",
+    ]  # fmt: skip
+    ran = build_parser().parse_args(argv)
+    stored = {k: str(v) for k, v in vars(ran).items()}  # as train stores them in a checkpoint
+    words = shlex.split(_train_command(stored, "/d").replace("\\\n", " "))
+    assert words[:3] == ["python", "-m", "visualbyte_export"] and words[3] == "train"
+    again = build_parser().parse_args(words[4:])
+    for key in ("arch", "backbone_kwargs", "input_norm", "ce_weights", "align_delay", "aug"):
+        assert str(getattr(again, key)) == stored[key], key
+    assert again.no_ce_audio and again.lr_head == 0.0015

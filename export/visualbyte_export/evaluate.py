@@ -374,6 +374,31 @@ def _shorten(obj, n: int = 6):
     return obj
 
 
+RECIPE_FLAGS = (
+    "arch", "backbone_kwargs", "input_norm", "embed_dim", "epochs", "budget_minutes",
+    "steps_per_epoch", "batch_classes", "lr_backbone", "lr_head", "warmup_steps", "weight_decay",
+    "audio_lambda", "ce_weights", "no_ce_audio", "curriculum_epochs", "align_start", "align_delay",
+    "aug", "drop_path", "seed", "threads",
+)  # fmt: skip
+
+
+def _train_command(args: dict, dataset: str) -> str:
+    """The ``train`` command line of the run, from the arguments stored in its checkpoint."""
+    parts = ["python -m visualbyte_export train", f"--data {dataset}", "--name default"]
+    for key in RECIPE_FLAGS:
+        value = args.get(key)
+        if value in (None, "None", "False", False, ""):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value in ("True", True):
+            parts.append(flag)
+        elif key == "backbone_kwargs":
+            parts.append(f"{flag} '{value}'")
+        else:
+            parts.append(f"{flag} {value}")
+    return " \\\n  ".join(parts)
+
+
 def _backbone_note(args: dict) -> str:
     """`` with {...}`` for the timm overrides a run used (e.g. BatchNorm instead of LayerNorm)."""
     raw = args.get("backbone_kwargs")
@@ -563,9 +588,9 @@ def write_model_card(
         "",
         "## Re-create",
         "```",
-        f"python -m visualbyte_export train --data {info.get('dataset') or 'DATASET'} "
-        f"--name default --arch {args.get('arch', 'ARCH')} --epochs {args.get('epochs', 'E')}",
-        "python -m visualbyte_export export --checkpoint RUN/best.pt --out models/visualbyte.onnx",
+        _train_command(args, info.get("dataset") or "DATASET"),
+        "python -m visualbyte_export export --checkpoint RUN/last.pt --out models/visualbyte.onnx "
+        f"--output {info.get('output', 'embedding')} --data {data} --require-runtime",
         f"python -m visualbyte_export evaluate --model models/visualbyte.onnx --data {data}",
         "```",
     ]
