@@ -235,6 +235,20 @@ def read_contract_id_of_regenerated(renderer) -> str:
         return read_contract(p)["model_id"].rsplit("-", 1)[1]
 
 
+def _save_checkpoint(net: VisualByteNet, path: Path, renderer: dict) -> None:
+    """A checkpoint of ``net`` as ``train`` writes one (what ``export_checkpoint`` reads)."""
+    ckpt = {
+        "model": net.state_dict(),
+        "model_config": net.config(),
+        "size": FIXTURE_SIZE,
+        "renderer": renderer,
+        "state": {"step": 1},
+        "args": {},
+        "dataset": "synthetic",
+    }
+    torch.save(ckpt, path)
+
+
 def _batchnorm_convnext(seed: int = 0) -> VisualByteNet:
     """The default model's family in miniature: per-image standardisation, then ConvNeXt blocks with
     BatchNorm instead of LayerNorm.
@@ -271,16 +285,7 @@ def test_batchnorm_convnext_exports_and_every_backend_matches_torch(tmp_path, pi
     pixels = pixels.astype(np.float32) * np.linspace(0.1, 1.0, len(pixels))[:, None, None, None]
     pixels = pixels.astype(np.uint8)
     net = _batchnorm_convnext()
-    ckpt = {
-        "model": net.state_dict(),
-        "model_config": net.config(),
-        "size": FIXTURE_SIZE,
-        "renderer": renderer_config(FIXTURE_SIZE, binary=binary),
-        "state": {"step": 1},
-        "args": {},
-        "dataset": "synthetic",
-    }
-    torch.save(ckpt, tmp_path / "bn.pt")
+    _save_checkpoint(net, tmp_path / "bn.pt", renderer_config(FIXTURE_SIZE, binary=binary))
     report = export_checkpoint(tmp_path / "bn.pt", tmp_path / "bn.onnx", runtime=False)
     assert report["parity"]["onnxruntime_max_abs"] <= PARITY_TOL
     ref = torch_embed(net, pixels)
@@ -294,16 +299,7 @@ def test_batchnorm_convnext_exports_and_every_backend_matches_torch(tmp_path, pi
 def test_posterior_output_exports_class_space_vectors_every_backend_agrees_on(tmp_path, pixels):
     binary = runtime_binary()
     net = _batchnorm_convnext()
-    ckpt = {
-        "model": net.state_dict(),
-        "model_config": net.config(),
-        "size": FIXTURE_SIZE,
-        "renderer": renderer_config(FIXTURE_SIZE, binary=binary),
-        "state": {"step": 1},
-        "args": {},
-        "dataset": "synthetic",
-    }
-    torch.save(ckpt, tmp_path / "p.pt")
+    _save_checkpoint(net, tmp_path / "p.pt", renderer_config(FIXTURE_SIZE, binary=binary))
     report = export_checkpoint(tmp_path / "p.pt", tmp_path / "p.onnx", output="posterior")
     assert report["output"] == "posterior"
     assert read_contract(tmp_path / "p.onnx")["embedding"]["dim"] == 6  # one value per class

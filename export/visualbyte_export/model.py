@@ -156,16 +156,13 @@ class EmbeddingOnly(nn.Module):
     class space, so nearest neighbours across modalities agree when the classifier does.
     """
 
-    def __init__(
-        self, net: VisualByteNet, output: str = "embedding", scale: float = CLASSIFIER_SCALE
-    ) -> None:
+    def __init__(self, net: VisualByteNet, output: str = "embedding") -> None:
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"output {output!r}: one of {', '.join(OUTPUTS)}")
         if output == "posterior" and net.classifier is None:
             raise ValueError("output 'posterior' needs a model with a classifier head")
         self.output = output
-        self.scale = float(scale)
         self.standardise = net.standardise
         self.backbone = net.backbone
         self.projector = net.projector
@@ -179,7 +176,7 @@ class EmbeddingOnly(nn.Module):
             return z
         w = self.classifier.weight
         w = w / torch.sqrt(torch.sum(w * w, dim=-1, keepdim=True).clamp_min(1e-12))
-        p = torch.softmax(self.scale * z @ w.t(), dim=-1)
+        p = torch.softmax(CLASSIFIER_SCALE * z @ w.t(), dim=-1)
         return p / torch.sqrt(torch.sum(p * p, dim=-1, keepdim=True).clamp_min(1e-12))
 
 
