@@ -593,3 +593,33 @@ fn a_model_that_gives_an_all_zero_or_unnormalised_embedding_is_refused_with_its_
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn the_op_profile_times_every_node_of_the_plan_and_leaves_the_embedding_unchanged() {
+    let embedder = Embedder::load(&fixture()).unwrap();
+    let (images, _) = golden();
+    let before = embedder.embed_one(&images[0]).unwrap();
+    let ops = embedder.profile_ops(&images[0], 3).unwrap();
+    assert!(!ops.is_empty());
+    // One row per operator kind, slowest first, every row with at least one node.
+    let mut kinds: Vec<&str> = ops.iter().map(|o| o.op.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(kinds.len(), ops.len(), "{ops:?}");
+    assert!(
+        ops.windows(2).all(|w| w[0].ms_per_run >= w[1].ms_per_run),
+        "{ops:?}"
+    );
+    assert!(
+        ops.iter().all(|o| o.nodes >= 1 && o.ms_per_run >= 0.0),
+        "{ops:?}"
+    );
+    // The fixture is a small ConvNeXt: its depthwise convolutions run as VisualByte's own operator
+    // (the_fixture_embeds_like_torch… checks its numbers), the rest as tract's matrix products.
+    assert!(ops.iter().any(|o| o.op == "PaddedDepthWise"), "{ops:?}");
+    assert!(!ops.iter().any(|o| o.op == "DepthWiseConv"), "{ops:?}");
+    assert!(ops.iter().any(|o| o.op.contains("MatMul")), "{ops:?}");
+    assert!(ops.iter().map(|o| o.ms_per_run).sum::<f64>() > 0.0);
+    // Profiling runs the same plan: the next embedding is the same vector.
+    assert_eq!(embedder.embed_one(&images[0]).unwrap(), before);
+}

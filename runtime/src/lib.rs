@@ -14,6 +14,8 @@ pub mod capture;
 pub mod contract;
 #[cfg(feature = "onnx")]
 pub mod demo;
+#[cfg(feature = "onnx")]
+pub mod depthwise;
 pub mod endpoint;
 pub mod error;
 pub mod index;

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use tract_onnx::pb::ModelProto;
@@ -247,31 +248,14 @@ impl Embedder {
         images: &[RgbImage],
         first_index: usize,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
-        let size = self.contract.input.size as usize;
         let dim = self.contract.embedding.dim;
         let n = images.len();
-        let plane = size * size;
         let tract_err = |e: anyhow::Error| ModelError::Tract {
             model_id: self.contract.model_id.clone(),
             stage: "run",
             reason: format!("{e:#}"),
         };
-        // Normalised straight into the input tensor (one buffer, no intermediate copy).
-        let mut tensor = Tensor::zero::<f32>(&[n, 3, size, size]).map_err(tract_err)?;
-        {
-            let mut view = tensor.try_as_plain_ram_mut().map_err(tract_err)?;
-            let input = view.as_slice_mut::<f32>().map_err(tract_err)?;
-            for (b, img) in images.iter().enumerate() {
-                let base = b * 3 * plane;
-                let (r, rest) = input[base..base + 3 * plane].split_at_mut(plane);
-                let (g, bl) = rest.split_at_mut(plane);
-                for (p, px) in img.as_raw().chunks_exact(3).enumerate() {
-                    r[p] = self.lut[0][px[0] as usize];
-                    g[p] = self.lut[1][px[1] as usize];
-                    bl[p] = self.lut[2][px[2] as usize];
-                }
-            }
-        }
+        let tensor = self.input_tensor(images).map_err(tract_err)?;
         let outputs = plan.run(tvec!(tensor.into_tvalue())).map_err(tract_err)?;
         let output = outputs
             .first()
@@ -305,6 +289,82 @@ impl Embedder {
         }
         Ok(vectors)
     }
+
+    /// Where the time of one embedding goes: every node of the single-image plan is timed over `runs` runs
+    /// (after one untimed run) and the times are summed per operator kind, slowest first.
+    pub fn profile_ops(&self, image: &RgbImage, runs: usize) -> Result<Vec<OpTime>, ModelError> {
+        let tract_err = |e: anyhow::Error| ModelError::Tract {
+            model_id: self.contract.model_id.clone(),
+            stage: "profile",
+            reason: format!("{e:#}"),
+        };
+        let mut state = self.single.spawn().map_err(tract_err)?;
+        let mut per_kind: HashMap<String, (usize, Duration)> = HashMap::new();
+        for run in 0..=runs.max(1) {
+            let input = self
+                .input_tensor(std::slice::from_ref(image))
+                .map_err(tract_err)?;
+            state
+                .run_plan_with_eval(tvec!(input.into_tvalue()), |ctx, op_state, node, inputs| {
+                    let t = Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    if run > 0 {
+                        let e = per_kind.entry(node.op.name().to_string()).or_default();
+                        e.1 += t.elapsed();
+                        if run == 1 {
+                            e.0 += 1;
+                        }
+                    }
+                    out
+                })
+                .map_err(tract_err)?;
+        }
+        let runs = runs.max(1) as f64;
+        let mut ops: Vec<OpTime> = per_kind
+            .into_iter()
+            .map(|(op, (nodes, time))| OpTime {
+                op,
+                nodes,
+                ms_per_run: time.as_secs_f64() * 1e3 / runs,
+            })
+            .collect();
+        ops.sort_by(|a, b| b.ms_per_run.total_cmp(&a.ms_per_run).then(a.op.cmp(&b.op)));
+        Ok(ops)
+    }
+
+    /// The images as the graph's input: normalised straight into one tensor (no intermediate copy).
+    fn input_tensor(&self, images: &[RgbImage]) -> anyhow::Result<Tensor> {
+        let size = self.contract.input.size as usize;
+        let n = images.len();
+        let plane = size * size;
+        let mut tensor = Tensor::zero::<f32>(&[n, 3, size, size])?;
+        {
+            let mut view = tensor.try_as_plain_ram_mut()?;
+            let input = view.as_slice_mut::<f32>()?;
+            for (b, img) in images.iter().enumerate() {
+                let base = b * 3 * plane;
+                let (r, rest) = input[base..base + 3 * plane].split_at_mut(plane);
+                let (g, bl) = rest.split_at_mut(plane);
+                for (p, px) in img.as_raw().chunks_exact(3).enumerate() {
+                    r[p] = self.lut[0][px[0] as usize];
+                    g[p] = self.lut[1][px[1] as usize];
+                    bl[p] = self.lut[2][px[2] as usize];
+                }
+            }
+        }
+        Ok(tensor)
+    }
+}
+
+/// Time spent in one kind of operator of the optimised graph, per embedding.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpTime {
+    /// tract's name for the operator (after optimisation: e.g. `Conv`, `OptMatMul`, `DepthWise`).
+    pub op: String,
+    /// Nodes of this kind in the plan.
+    pub nodes: usize,
+    /// Milliseconds per embedding, summed over those nodes.
+    pub ms_per_run: f64,
 }
 
 /// `(v / 255 − mean[c]) / std[c]` in f32, the same operations as the export step's `normalise_pixels`.
@@ -382,6 +442,9 @@ fn check_graph(
 }
 
 /// Fixes the batch axis to `batch` and optimises: tract runs fixed shapes 2–3× faster than symbolic ones.
+/// Between tract's decluttering and its code generation, the depthwise convolutions are swapped for
+/// [`PaddedDepthWise`](crate::depthwise::PaddedDepthWise) (set `VISUALBYTE_TRACT_DEPTHWISE=1` to keep
+/// tract's own, e.g. to compare them with `visualbyte bench --ops`).
 fn plan(
     typed: &TypedModel,
     symbol: Option<&tract_onnx::prelude::Symbol>,
@@ -395,7 +458,13 @@ fn plan(
         }
         None => typed.clone(),
     };
-    model.into_optimized()?.into_runnable()
+    let mut model = model.into_decluttered()?;
+    if std::env::var_os("VISUALBYTE_TRACT_DEPTHWISE").is_none_or(|v| v != "1") {
+        let n = crate::depthwise::replace_depthwise(&mut model)?;
+        log::debug!("{n} depthwise convolutions run as PaddedDepthWise");
+    }
+    model.optimize()?;
+    model.into_runnable()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 use visualbyte::bench::{measure, random_index, random_unit_vectors, Stats};
 use visualbyte::index::{EmbeddingIndex, VectorType};
-use visualbyte::model::Embedder;
+use visualbyte::model::{Embedder, OpTime};
 use visualbyte::query::Engine;
 use visualbyte::render::{audio, Renderer};
 
@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// Folder for the random memories (default: a temporary folder, removed after).
     #[arg(long)]
     scratch: Option<PathBuf>,
+    /// Also time every operator of the model's plan over the runs and print where one embedding's time
+    /// goes, per operator kind (`Conv`, `DepthWise`, `OptMatMul`, …).
+    #[arg(long)]
+    ops: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -67,6 +71,9 @@ struct Report {
     model_load_ms: f64,
     stages: Vec<Stage>,
     recall: Vec<Recall>,
+    /// With `--ops`: milliseconds per embedding in each kind of operator, slowest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ops: Vec<OpTime>,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,6 +169,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         format!("one {0}×{0} image through the model", embedder.input_size()),
         measure(warmup, runs, || embedder.embed_one(&image).map(drop))?,
     );
+    let ops = if args.ops {
+        progress("operators");
+        embedder.profile_ops(&image, runs)?
+    } else {
+        Vec::new()
+    };
     if args.batch > 1 {
         let batch = args.batch as usize;
         let batched = Embedder::load_with_batch(&model_path, batch)?;
@@ -277,6 +290,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         model_load_ms,
         stages,
         recall,
+        ops,
     };
     if args.json {
         print_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))
@@ -332,6 +346,23 @@ fn table(r: &Report) -> String {
             "{:<24} {:>10.3} {:>10.3} {:>10.3}  {}\n",
             st.name, st.stats.median_ms, st.stats.p10_ms, st.stats.p90_ms, st.what
         ));
+    }
+    if !r.ops.is_empty() {
+        let total: f64 = r.ops.iter().map(|o| o.ms_per_run).sum();
+        s.push_str(&format!(
+            "\none embedding by operator ({total:.3} ms in all):\n{:<28} {:>6} {:>10} {:>7}\n",
+            "operator", "nodes", "ms", "share"
+        ));
+        for o in &r.ops {
+            s.push_str(&format!(
+                "{:<28} {:>6} {:>10.3} {:>6.1}%\n",
+                o.op,
+                o.nodes,
+                o.ms_per_run,
+                100.0 * o.ms_per_run / total.max(f64::MIN_POSITIVE)
+            ));
+        }
+        s.push('\n');
     }
     for rc in &r.recall {
         s.push_str(&format!(
