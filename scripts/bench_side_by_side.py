@@ -12,6 +12,9 @@ Compared, per thread count (--threads, default 1,2):
     installed), checked against the float64 reference the Rust golden test pins;
   * exact top-10 over 100k random 512-d vectors: our scan vs a numpy flat scan (faiss when
     installed).
+  * where one embedding's time goes, per kind of operator, on the first thread count: tract
+    (`visualbyte bench --ops`) vs onnxruntime's own profiler (depthwise convolutions counted
+    apart from the other convolutions).
 Writes a Markdown table (medians, p10–p90 spread, ratios) to --out, raw numbers to --json.
 Run it on an otherwise idle machine: everything runs in turn, never two at once.
 """
@@ -56,7 +59,7 @@ def timeit(fn, runs: int, warmup: int = 3) -> dict:
 
 
 def ours(binary: Path, threads: int, runs: int, search: bool) -> dict:
-    cmd = [str(binary), "bench", "--json", "--threads", str(threads), "--runs", str(runs)]
+    cmd = [str(binary), "bench", "--json", "--threads", str(threads), "--runs", str(runs), "--ops"]
     cmd += [
         "--search-sizes",
         "100000" if search else "0",
@@ -90,6 +93,44 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
     std = np.array([0.229, 0.224, 0.225], dtype=np.float32)
     x = (pixels.astype(np.float32) / 255.0 - mean) / std
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def ort_ops(model: Path, x: np.ndarray, threads: int, runs: int) -> dict[str, float]:
+    """Milliseconds per run in each kind of onnxruntime node (its profiler; depthwise convolutions
+    apart), over `runs` runs after three untimed ones."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as d:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        for _ in range(3):
+            sess.run(None, {name: x})
+        so2 = ort.SessionOptions()
+        so2.intra_op_num_threads = threads
+        so2.inter_op_num_threads = 1
+        so2.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so2.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so2.enable_profiling = True
+        so2.profile_file_prefix = str(Path(d) / "ort")
+        sess = ort.InferenceSession(str(model), so2, providers=["CPUExecutionProvider"])
+        for _ in range(3 + runs):
+            sess.run(None, {name: x})
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    # Node events come in order, one per node per run: keep the last `runs` runs.
+    nodes = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    per_run = len(nodes) // (3 + runs)
+    totals: dict[str, float] = {}
+    for e in nodes[-per_run * runs :]:
+        op = e.get("args", {}).get("op_name", "?")
+        if "conv_dw" in e["name"]:
+            op += " (depthwise)"
+        totals[op] = totals.get(op, 0.0) + e["dur"] / 1e3 / runs
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
 def reference_log_mel():
@@ -229,6 +270,14 @@ def main() -> None:
         if torch_s:
             rows.append((f"embed 1 image, {t} thread(s)", "tract", e, "PyTorch eager", torch_s))
     res["embedding"] = per_threads
+    t0 = threads[0]
+    print(f"threads {t0}: operator profiles …", file=sys.stderr)
+    ort_profile = ort_ops(args.model, x, t0, runs)
+    res["ops"] = {
+        "threads": t0,
+        "tract": per_threads[t0]["visualbyte"].get("ops", []),
+        "onnxruntime": ort_profile,
+    }
 
     # Mel front end (single-threaded on both sides: librosa's STFT is numpy).
     vb = per_threads[threads[0]]["visualbyte"]
@@ -367,6 +416,27 @@ def main() -> None:
     if not have_faiss:
         notes.append("faiss: not installed in this environment (not compared)")
     table = "\n".join(lines)
+    ops_t = res["ops"]["tract"]
+    ops_o = res["ops"]["onnxruntime"]
+    op_lines = [
+        f"Where one embedding's time goes ({res['ops']['threads']} thread, ms per embedding, "
+        "summed per operator kind; each runtime's own profiler):",
+        "",
+        "| tract operator | nodes | ms | | onnxruntime operator | ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    ort_items = list(ops_o.items())
+    for i in range(max(len(ops_t), len(ort_items))):
+        a = ops_t[i] if i < len(ops_t) else None
+        b = ort_items[i] if i < len(ort_items) else None
+        left = f"{a['op']} | {a['nodes']} | {a['ms_per_run']:.3f}" if a else " | | "
+        right = f"{b[0]} | {b[1]:.3f}" if b else " | "
+        op_lines.append(f"| {left} | | {right} |")
+    op_lines.append(
+        f"| **all** | | **{sum(o['ms_per_run'] for o in ops_t):.3f}** | | **all** | "
+        f"**{sum(ops_o.values()):.3f}** |"
+    )
+    table += "\n\n" + "\n".join(op_lines)
     block = (
         f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['os']}; {res['date']}.\n"
         f"Peers: onnxruntime {versions['onnxruntime']}, PyTorch {versions['torch']}, "
