@@ -18,6 +18,8 @@ pub mod demo;
 pub mod depthwise;
 pub mod endpoint;
 pub mod error;
+#[cfg(feature = "onnx")]
+pub mod gelu;
 pub mod index;
 #[cfg(feature = "onnx")]
 pub mod model;

@@ -442,9 +442,10 @@ fn check_graph(
 }
 
 /// Fixes the batch axis to `batch` and optimises: tract runs fixed shapes 2–3× faster than symbolic ones.
-/// Between tract's decluttering and its code generation, the depthwise convolutions are swapped for
-/// [`PaddedDepthWise`](crate::depthwise::PaddedDepthWise) (set `VISUALBYTE_TRACT_DEPTHWISE=1` to keep
-/// tract's own, e.g. to compare them with `visualbyte bench --ops`).
+/// Between tract's decluttering and its code generation, two of tract's operators are swapped for
+/// VisualByte's: depthwise convolutions for [`PaddedDepthWise`](crate::depthwise::PaddedDepthWise) and
+/// exact GELUs for [`FastGelu`](crate::gelu::FastGelu) (set `VISUALBYTE_TRACT_OPS=1` to keep tract's
+/// own, e.g. to compare them with `visualbyte bench --ops`).
 fn plan(
     typed: &TypedModel,
     symbol: Option<&tract_onnx::prelude::Symbol>,
@@ -459,9 +460,10 @@ fn plan(
         None => typed.clone(),
     };
     let mut model = model.into_decluttered()?;
-    if std::env::var_os("VISUALBYTE_TRACT_DEPTHWISE").is_none_or(|v| v != "1") {
-        let n = crate::depthwise::replace_depthwise(&mut model)?;
-        log::debug!("{n} depthwise convolutions run as PaddedDepthWise");
+    if std::env::var_os("VISUALBYTE_TRACT_OPS").is_none_or(|v| v != "1") {
+        let dw = crate::depthwise::replace_depthwise(&mut model)?;
+        let gelu = crate::gelu::replace_gelu(&mut model)?;
+        log::debug!("{dw} depthwise convolutions run as PaddedDepthWise, {gelu} GELUs as FastGelu");
     }
     model.optimize()?;
     model.into_runnable()
