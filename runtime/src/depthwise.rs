@@ -69,16 +69,38 @@ impl EvalOp for PaddedDepthWise {
         let data = data.try_as_plain_ram()?;
         let kernel = kernel.try_as_plain_ram()?;
         let bias = bias.try_as_plain_ram()?;
+        let (data, kernel, bias) = (
+            data.as_slice::<f32>()?,
+            kernel.as_slice::<f32>()?,
+            bias.as_slice::<f32>()?,
+        );
         let mut output = Tensor::zero::<f32>(&[1, c, h, w])?;
         {
             let mut out = output.try_as_plain_ram_mut()?;
-            depthwise_same(
-                data.as_slice::<f32>()?,
-                kernel.as_slice::<f32>()?,
-                bias.as_slice::<f32>()?,
+            let plane = h * w;
+            // Whole planes per task when the plan has several threads (`--threads`); every plane is
+            // computed the same way whatever the split, so the result does not depend on it.
+            tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
                 out.as_slice_mut::<f32>()?,
-                [c, h, w, k],
-            );
+                plane,
+                c * plane * k * k,
+                |first, chunk| {
+                    let n = chunk.len() / plane;
+                    let b = if bias.len() == 1 {
+                        bias
+                    } else {
+                        &bias[first..first + n]
+                    };
+                    depthwise_same(
+                        &data[first * plane..(first + n) * plane],
+                        &kernel[first * k * k..(first + n) * k * k],
+                        b,
+                        chunk,
+                        [n, h, w, k],
+                    );
+                    Ok(())
+                },
+            )?;
         }
         Ok(tvec!(output.into_tvalue()))
     }

@@ -34,7 +34,19 @@ impl EvalOp for FastGelu {
         let mut t = input.into_tensor();
         {
             let mut view = t.try_as_plain_ram_mut()?;
-            gelu_in_place(view.as_slice_mut::<f32>()?);
+            // Split across the plan's threads (`--threads`) when it has several; value by value, so
+            // the split does not change the result.
+            let xs = view.as_slice_mut::<f32>()?;
+            let n = xs.len();
+            tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
+                xs,
+                1,
+                n,
+                |_, chunk| {
+                    gelu_in_place(chunk);
+                    Ok(())
+                },
+            )?;
         }
         Ok(tvec!(t.into_tvalue()))
     }
