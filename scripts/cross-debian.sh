@@ -8,7 +8,8 @@
 #                (+ binfmt, so tests can spawn the target's binary), the target's ALSA headers
 #   build-tests  compile every test for the target (once; `test` reuses it)
 #   test         run the whole test suite under qemu-user, exactly as `cargo test` does natively
-#   release      the robot binary: release profile, `--features mic`; prints its size and `file` output
+#   release      the robot binary: release profile (VISUALBYTE_PROFILE=small for the size-optimised one),
+#                `--features mic`; prints its size and `file` output
 #
 # Why Debian's rustc (rustc-web) and not rustup's: rustup's toolchain has no std for the target here and
 # cannot download one; Debian ships it as libstd-rust-web-dev:<arch>. Both toolchains build the same Cargo.lock.
@@ -130,8 +131,9 @@ step_build_tests() { cargo_cross test --no-run --features mic; }
 step_test() { cargo_cross test --features mic; }
 
 step_release() {
-    cargo_cross build --release --bin visualbyte --features mic
-    local bin=$CARGO_TARGET_DIR/$triple/release/visualbyte
+    local profile=${VISUALBYTE_PROFILE:-release}
+    cargo_cross build --profile "$profile" --bin visualbyte --features mic
+    local bin=$CARGO_TARGET_DIR/$triple/$profile/visualbyte
     echo "robot binary: $bin"
     echo "size: $(stat -c %s "$bin") bytes ($(du -h "$bin" | cut -f1))"
     file "$bin"

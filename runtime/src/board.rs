@@ -48,7 +48,8 @@ pub struct Board {
     pub description: String,
     /// Rust target triple of the binary for this board, e.g. `aarch64-unknown-linux-gnu`.
     pub target: String,
-    /// Inference threads for the model (tract's multithreaded matrix multiply; `--threads` overrides).
+    /// Inference threads for the model (matrix multiply, depthwise convolutions, GELUs; `--threads`
+    /// overrides).
     pub threads: usize,
     /// The ONNX model; relative paths are from the working directory. Absent: the default search.
     #[serde(default)]

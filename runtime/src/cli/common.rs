@@ -62,8 +62,9 @@ pub fn resolve_default(
 /// `--threads`: how many threads run the model (every subcommand that embeds takes it).
 #[derive(Debug, Clone, Copy, Args)]
 pub struct ThreadsArg {
-    /// Inference threads for the model: 1 runs tract single-threaded, N > 1 uses its multithreaded
-    /// matrix multiply on N threads [default: 1, or the board profile's `threads` for `demo --board`].
+    /// Inference threads for the model: 1 runs it single-threaded, N > 1 splits tract's matrix multiply
+    /// and the depthwise convolutions and GELUs over N threads [default: 1, or the board profile's
+    /// `threads` for `demo --board`].
     #[arg(long, env = "VISUALBYTE_THREADS", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=visualbyte::parallel::MAX_THREADS as i64))]
     pub threads: Option<u32>,
