@@ -15,11 +15,12 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
-/// Depthwise 2-D convolution over `[1, C, H, W]` f32: stride 1, dilation 1, zero padding of `k / 2` on
+/// Depthwise 2-D convolution over `[N, C, H, W]` f32: stride 1, dilation 1, zero padding of `k / 2` on
 /// every side (`k` odd), one `k×k` filter and one bias per channel. Inputs: data, kernel `[C, 1, k, k]`,
 /// bias (`C` values, or one for all).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaddedDepthWise {
+    batch: usize,
     channels: usize,
     h: usize,
     w: usize,
@@ -50,9 +51,9 @@ impl EvalOp for PaddedDepthWise {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let (data, kernel, bias) = args_3!(inputs);
-        let (c, h, w, k) = (self.channels, self.h, self.w, self.k);
+        let (n, c, h, w, k) = (self.batch, self.channels, self.h, self.w, self.k);
         anyhow::ensure!(
-            data.shape() == [1, c, h, w],
+            data.shape() == [n, c, h, w],
             "data shape {:?}",
             data.shape()
         );
@@ -74,33 +75,40 @@ impl EvalOp for PaddedDepthWise {
             kernel.as_slice::<f32>()?,
             bias.as_slice::<f32>()?,
         );
-        let mut output = Tensor::zero::<f32>(&[1, c, h, w])?;
+        let mut output = Tensor::zero::<f32>(&[n, c, h, w])?;
         {
             let mut out = output.try_as_plain_ram_mut()?;
             let plane = h * w;
-            // Whole planes per task when the plan has several threads (`--threads`); every plane is
-            // computed the same way whatever the split, so the result does not depend on it.
-            tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
-                out.as_slice_mut::<f32>()?,
-                plane,
-                c * plane * k * k,
-                |first, chunk| {
-                    let n = chunk.len() / plane;
-                    let b = if bias.len() == 1 {
-                        bias
-                    } else {
-                        &bias[first..first + n]
-                    };
-                    depthwise_same(
-                        &data[first * plane..(first + n) * plane],
-                        &kernel[first * k * k..(first + n) * k * k],
-                        b,
-                        chunk,
-                        [n, h, w, k],
-                    );
-                    Ok(())
-                },
-            )?;
+            for (item, out) in out
+                .as_slice_mut::<f32>()?
+                .chunks_exact_mut(c * plane)
+                .enumerate()
+            {
+                let data = &data[item * c * plane..(item + 1) * c * plane];
+                // Whole planes per task when the plan has several threads (`--threads`); every plane
+                // is computed the same way whatever the split, so the result does not depend on it.
+                tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
+                    out,
+                    plane,
+                    c * plane * k * k,
+                    |first, chunk| {
+                        let planes = chunk.len() / plane;
+                        let b = if bias.len() == 1 {
+                            bias
+                        } else {
+                            &bias[first..first + planes]
+                        };
+                        depthwise_same(
+                            &data[first * plane..(first + planes) * plane],
+                            &kernel[first * k * k..(first + planes) * k * k],
+                            b,
+                            chunk,
+                            [planes, h, w, k],
+                        );
+                        Ok(())
+                    },
+                )?;
+            }
         }
         Ok(tvec!(output.into_tvalue()))
     }
@@ -112,11 +120,16 @@ impl TypedOp for PaddedDepthWise {
             inputs.len() == 3,
             "PaddedDepthWise takes data, kernel and bias"
         );
-        Ok(tvec!(f32::fact([1, self.channels, self.h, self.w])))
+        Ok(tvec!(f32::fact([
+            self.batch,
+            self.channels,
+            self.h,
+            self.w
+        ])))
     }
 
     fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
-        let fma = self.channels * self.h * self.w * self.k * self.k;
+        let fma = self.batch * self.channels * self.h * self.w * self.k * self.k;
         Ok(tvec!((Cost::FMA(f32::datum_type()), fma.to_dim())))
     }
 
@@ -179,7 +192,7 @@ fn padded_depthwise_for(conv: &Conv, dt: DatumType, shape: &[usize]) -> Option<P
         _ => false,
     };
     let ok = dt == f32::datum_type()
-        && n == 1
+        && n >= 1
         && spec.data_format == DataFormat::NCHW
         && conv.kernel_fmt == KernelFormat::OIHW
         && conv.q_params.is_none()
@@ -193,6 +206,7 @@ fn padded_depthwise_for(conv: &Conv, dt: DatumType, shape: &[usize]) -> Option<P
         && spec.input_channels == c
         && spec.output_channels == c;
     ok.then_some(PaddedDepthWise {
+        batch: n,
         channels: c,
         h,
         w,
@@ -444,5 +458,41 @@ mod tests {
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
         assert!(err < 1e-5, "max abs {err}");
+    }
+
+    fn conv(c: usize, group: usize, k: usize, pad: usize, stride: usize) -> Conv {
+        Conv {
+            pool_spec: tract_onnx::tract_core::ops::cnn::PoolSpec {
+                data_format: DataFormat::NCHW,
+                kernel_shape: tvec![k, k],
+                padding: PaddingSpec::Explicit(tvec![pad, pad], tvec![pad, pad]),
+                dilations: None,
+                strides: Some(tvec![stride, stride]),
+                input_channels: c,
+                output_channels: c,
+            },
+            kernel_fmt: KernelFormat::OIHW,
+            group,
+            q_params: None,
+        }
+    }
+
+    #[test]
+    fn only_same_padded_stride_one_depthwise_convolutions_are_replaced_batches_included() {
+        let f32t = f32::datum_type();
+        let dw = conv(8, 8, 7, 3, 1);
+        // One image (the query plan) and a batch (the index-build plan) are both replaced.
+        assert!(padded_depthwise_for(&dw, f32t, &[1, 8, 12, 12]).is_some());
+        let batched = padded_depthwise_for(&dw, f32t, &[16, 8, 12, 12]).unwrap();
+        assert_eq!(batched.batch, 16);
+        // Not ours: a grouped-but-not-depthwise or plain convolution, stride 2, other padding, an even
+        // kernel, f16 data, another channel count than the data's.
+        assert!(padded_depthwise_for(&conv(8, 1, 7, 3, 1), f32t, &[1, 8, 12, 12]).is_none());
+        assert!(padded_depthwise_for(&conv(8, 4, 7, 3, 1), f32t, &[1, 8, 12, 12]).is_none());
+        assert!(padded_depthwise_for(&conv(8, 8, 7, 3, 2), f32t, &[1, 8, 12, 12]).is_none());
+        assert!(padded_depthwise_for(&conv(8, 8, 7, 2, 1), f32t, &[1, 8, 12, 12]).is_none());
+        assert!(padded_depthwise_for(&conv(8, 8, 4, 2, 1), f32t, &[1, 8, 12, 12]).is_none());
+        assert!(padded_depthwise_for(&dw, f16::datum_type(), &[1, 8, 12, 12]).is_none());
+        assert!(padded_depthwise_for(&dw, f32t, &[1, 4, 12, 12]).is_none());
     }
 }
