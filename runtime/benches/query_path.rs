@@ -2,7 +2,8 @@
 //!
 //! Groups: `render` (log-mel of 1 s and 2 s, text), `embed` (the default model, batch 1 and the index-build
 //! batch), `search` (10k/100k/1M random memories of the model's dimension, each vector type; 1M only with
-//! VISUALBYTE_BENCH_1M=1: its f32 file is 2 GB) and `query` (a WAV file in → an answer out).
+//! VISUALBYTE_BENCH_1M=1: its f32 file is 2 GB), `query` (a WAV file in → an answer out) and `operators`
+//! (VisualByte's depthwise convolution and GELU alone, on the default model's plane sizes).
 //! The model and memory are the shipped ones under `models/` (or `$VISUALBYTE_MODELS`).
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -113,5 +114,42 @@ fn query(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, render, embed, search, query);
+/// VisualByte's two model operators alone, on the femto model's plane sizes at 96 px.
+fn operators(c: &mut Criterion) {
+    let mut g = c.benchmark_group("operators");
+    for (channels, side) in [(48usize, 24usize), (96, 12), (192, 6), (384, 3)] {
+        let mut rng = visualbyte::bench::SplitMix64::new(side as u64);
+        let data: Vec<f32> = (0..channels * side * side)
+            .map(|_| rng.next_signed())
+            .collect();
+        let kernel: Vec<f32> = (0..channels * 49).map(|_| rng.next_signed()).collect();
+        let bias = vec![0.1f32; channels];
+        let mut out = vec![0f32; data.len()];
+        g.throughput(Throughput::Elements((data.len() * 49) as u64));
+        g.bench_function(
+            BenchmarkId::new("depthwise_7x7", format!("{channels}x{side}x{side}")),
+            |b| {
+                b.iter(|| {
+                    visualbyte::depthwise::depthwise_same(
+                        black_box(&data),
+                        &kernel,
+                        &bias,
+                        &mut out,
+                        [channels, side, side, 7],
+                    )
+                })
+            },
+        );
+    }
+    let mut xs: Vec<f32> = (0..110_592)
+        .map(|i| (i % 1000) as f32 * 0.01 - 5.0)
+        .collect();
+    g.throughput(Throughput::Elements(xs.len() as u64));
+    g.bench_function("gelu_110592", |b| {
+        b.iter(|| visualbyte::gelu::gelu_in_place(black_box(&mut xs)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, render, embed, search, query, operators);
 criterion_main!(benches);
