@@ -2,9 +2,9 @@
 //! installs, process-wide, tract's multithreaded matrix-multiply executor (a rayon pool of `n` threads,
 //! the `multithread-mm` feature) or goes back to one thread.
 //!
-//! On the 2-core x86_64 machine the benchmarks ran on, two threads made one 96 px embedding faster
-//! (`BENCHMARKS.md`); a board profile's `threads` and `--threads` choose the count, and 1 keeps the
-//! plain single-threaded path.
+//! The same executor splits VisualByte's own operators (`depthwise`, `gelu`). On the 2-vCPU x86_64 VM
+//! the benchmarks ran on, a second thread did not make one 96 px embedding faster (`BENCHMARKS.md`); a
+//! board profile's `threads` and `--threads` choose the count, and 1 keeps the single-threaded path.
 use std::sync::Arc;
 
 use tract_linalg::multithread::{set_default_executor, Executor};
