@@ -62,8 +62,9 @@ pub struct BuildArgs {
     /// How to store the vectors: f32 (exact), f16 (half the size) or i8 (a quarter of the size).
     #[arg(long, value_name = "TYPE", default_value = "f32")]
     pub vectors: VectorType,
-    /// Pictures embedded per model run.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Pictures embedded per model run. 1 (the default) was the fastest per picture on the machines
+    /// measured (BENCHMARKS.md: 6.3–6.8 ms alone, 8.2–9.5 ms each in runs of 16); more may pay on others.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub batch: u32,
     /// No progress bar.
     #[arg(long)]
@@ -86,8 +87,9 @@ pub struct AddArgs {
     /// built the index.
     #[arg(long, value_name = "MODEL")]
     pub model: Option<PathBuf>,
-    /// Pictures embedded per model run.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Pictures embedded per model run. 1 (the default) was the fastest per picture on the machines
+    /// measured (BENCHMARKS.md: 6.3–6.8 ms alone, 8.2–9.5 ms each in runs of 16); more may pay on others.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub batch: u32,
     /// No progress bar.
     #[arg(long)]
