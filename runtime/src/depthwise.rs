@@ -269,28 +269,42 @@ fn depthwise_planes(
     // block may run past the plane, so both buffers have a block of slack.
     let n = h * wp;
     let blocks = n.div_ceil(LANES);
-    let mut padded = vec![0f32; hp * wp + k + LANES];
-    let mut acc = vec![0f32; blocks * LANES];
-    // The bound every block call relies on (see BlockFn).
-    assert!((blocks - 1) * LANES + (k - 1) * (wp + 1) + LANES <= padded.len());
     let plane = h * w;
-    for ch in 0..c {
-        let src = &data[ch * plane..(ch + 1) * plane];
-        for y in 0..h {
-            let row = (y + p) * wp + p;
-            padded[row..row + w].copy_from_slice(&src[y * w..(y + 1) * w]);
+    SCRATCH.with_borrow_mut(|(padded, acc)| {
+        // Reused from call to call (one pair per thread): no allocation per query once warm. The
+        // padded plane is re-zeroed (its border must be zero; every channel overwrites the interior).
+        padded.clear();
+        padded.resize(hp * wp + k + LANES, 0.0);
+        if acc.len() < blocks * LANES {
+            acc.resize(blocks * LANES, 0.0);
         }
-        let b = if bias.len() == 1 { bias[0] } else { bias[ch] };
-        let taps = &kernel[ch * k * k..(ch + 1) * k * k];
-        for (i, out_block) in acc.chunks_exact_mut(LANES).enumerate() {
-            // SAFETY: the bound asserted above; `taps` has k² values; `block` was chosen for this CPU.
-            unsafe { block(&padded, taps, k, wp, i * LANES, b, out_block) };
+        let acc = &mut acc[..blocks * LANES];
+        // The bound every block call relies on (see BlockFn).
+        assert!((blocks - 1) * LANES + (k - 1) * (wp + 1) + LANES <= padded.len());
+        for ch in 0..c {
+            let src = &data[ch * plane..(ch + 1) * plane];
+            for y in 0..h {
+                let row = (y + p) * wp + p;
+                padded[row..row + w].copy_from_slice(&src[y * w..(y + 1) * w]);
+            }
+            let b = if bias.len() == 1 { bias[0] } else { bias[ch] };
+            let taps = &kernel[ch * k * k..(ch + 1) * k * k];
+            for (i, out_block) in acc.chunks_exact_mut(LANES).enumerate() {
+                // SAFETY: the bound asserted above; `taps` has k² values; `block` suits this CPU.
+                unsafe { block(padded, taps, k, wp, i * LANES, b, out_block) };
+            }
+            let dst = &mut out[ch * plane..(ch + 1) * plane];
+            for y in 0..h {
+                dst[y * w..(y + 1) * w].copy_from_slice(&acc[y * wp..y * wp + w]);
+            }
         }
-        let dst = &mut out[ch * plane..(ch + 1) * plane];
-        for y in 0..h {
-            dst[y * w..(y + 1) * w].copy_from_slice(&acc[y * wp..y * wp + w]);
-        }
-    }
+    });
+}
+
+thread_local! {
+    /// The zero-padded plane and the padded-stride output of [`depthwise_planes`], per thread.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Plain Rust (any target; also the reference the vector kernels are tested against).
