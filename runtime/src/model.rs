@@ -359,7 +359,7 @@ impl Embedder {
 /// Time spent in one kind of operator of the optimised graph, per embedding.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OpTime {
-    /// tract's name for the operator (after optimisation: e.g. `Conv`, `OptMatMul`, `DepthWise`).
+    /// The operator's name in the optimised plan (e.g. `OptMatMul`, `PaddedDepthWise`, `FastGelu`).
     pub op: String,
     /// Nodes of this kind in the plan.
     pub nodes: usize,
