@@ -95,29 +95,28 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
+def ort_session(model: Path, threads: int, profile_prefix: str | None = None):
+    """An onnxruntime CPU session as both comparisons use it (sequential, every graph
+    optimisation), profiling into `profile_prefix` when given."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+
+
 def ort_ops(model: Path, x: np.ndarray, threads: int, runs: int) -> dict[str, float]:
     """Milliseconds per run in each kind of onnxruntime node (its profiler; depthwise convolutions
     apart), over `runs` runs after three untimed ones."""
-    import onnxruntime as ort
-
     with tempfile.TemporaryDirectory() as d:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        sess = ort_session(model, threads, str(Path(d) / "ort"))
         name = sess.get_inputs()[0].name
-        for _ in range(3):
-            sess.run(None, {name: x})
-        so2 = ort.SessionOptions()
-        so2.intra_op_num_threads = threads
-        so2.inter_op_num_threads = 1
-        so2.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so2.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so2.enable_profiling = True
-        so2.profile_file_prefix = str(Path(d) / "ort")
-        sess = ort.InferenceSession(str(model), so2, providers=["CPUExecutionProvider"])
         for _ in range(3 + runs):
             sess.run(None, {name: x})
         events = json.loads(Path(sess.end_profiling()).read_text())
@@ -241,12 +240,7 @@ def main() -> None:
     for t in threads:
         print(f"threads {t}: VisualByte …", file=sys.stderr)
         vb = ours(args.bin, t, runs, search=(t == threads[0]))
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = t
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(str(args.model), so, providers=["CPUExecutionProvider"])
+        sess = ort_session(args.model, t)
         name = sess.get_inputs()[0].name
         print(f"threads {t}: onnxruntime …", file=sys.stderr)
         ort_out = sess.run(None, {name: x})[0]
