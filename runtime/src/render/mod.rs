@@ -333,8 +333,8 @@ impl Renderer {
 
     /// Mono samples already at the settings' rate as the model sees them.
     pub fn audio_samples(&mut self, samples: &[f32]) -> RgbImage {
-        let log_mel = self.mel.compute(samples);
-        log_mel.to_image(&self.settings.audio, self.settings.size)
+        self.mel
+            .image(samples, &self.settings.audio, self.settings.size)
     }
 
     /// Text as the model sees it, in the embedded font.
