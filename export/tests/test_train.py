@@ -131,3 +131,32 @@ def test_model_card_train_command_parses_back_to_the_run_arguments():
     for key in ("arch", "backbone_kwargs", "input_norm", "ce_weights", "align_delay", "aug"):
         assert str(getattr(again, key)) == stored[key], key
     assert again.no_ce_audio and again.lr_head == 0.0015
+
+
+def test_card_recreates_a_fine_tune_with_every_run_it_continued(dataset, tmp_path):
+    import shlex
+
+    from visualbyte_export.evaluate import _train_commands, _training_info
+    from visualbyte_export.train import DEFAULT_RUNS, build_parser
+
+    one, two, three = tmp_path / "one", tmp_path / "two", tmp_path / "three"
+    quick = ("--max-steps", "1", "--no-eval")
+    assert run(dataset, one, *quick, "--aug", "0.7") == 0
+    assert run(dataset, two, *quick, "--aug", "0.3", "--init", str(one / "last.pt")) == 0
+    assert run(dataset, three, *quick, "--aug", "0", "--init", str(two / "last.pt")) == 0
+    info = _training_info(tmp_path / "none.pt", three / "last.pt")
+    assert [a["aug"] for a in info["init_recipe"]] == ["0.7", "0.3"]
+    text = _train_commands(info["args"], info["init_recipe"], "/d").replace("\\\n", " ")
+    runs = [build_parser().parse_args(shlex.split(line)[4:]) for line in text.splitlines()]
+    assert [r.aug for r in runs] == [0.7, 0.3, 0.0]
+    assert [r.name for r in runs] == ["default-stage1", "default-stage2", "default"]
+    assert runs[0].init is None
+    assert runs[1].init == DEFAULT_RUNS / "default-stage1" / "last.pt"
+    assert runs[2].init == DEFAULT_RUNS / "default-stage2" / "last.pt"
+    # A checkpoint from before runs recorded their parents: the chain is read from --init's file.
+    ck = torch.load(three / "last.pt", weights_only=False)
+    del ck["state"]["init_recipe"]
+    torch.save(ck, tmp_path / "old.pt")
+    assert [
+        a["aug"] for a in _training_info(tmp_path / "x.pt", tmp_path / "old.pt")["init_recipe"]
+    ] == ["0.7", "0.3"]

@@ -359,6 +359,13 @@ def _training_info(model: Path, checkpoint: Path | None) -> dict:
     if checkpoint is not None and checkpoint.exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
         info.update(args=ck.get("args"), step=ck.get("state", {}).get("step"))
+        parents = ck.get("state", {}).get("init_recipe")
+        init = (ck.get("args") or {}).get("init")
+        if parents is None and init not in (None, "", "None") and Path(init).exists():
+            from .train import init_recipe
+
+            parents = init_recipe(Path(init))
+        info["init_recipe"] = parents or []
         info["history"] = ck.get("state", {}).get("history", [])
     return info
 
@@ -382,9 +389,24 @@ RECIPE_FLAGS = (
 )  # fmt: skip
 
 
-def _train_command(args: dict, dataset: str) -> str:
+def _train_commands(args: dict, parents: list[dict], dataset: str) -> str:
+    """The ``train`` command lines that re-create a run: one per run it continued (``--init``),
+    oldest first, each starting from the previous one's last checkpoint, then the run itself."""
+    from .train import DEFAULT_RUNS
+
+    names = [f"default-stage{i + 1}" for i in range(len(parents))] + ["default"]
+    commands = []
+    for i, run_args in enumerate([*parents, args]):
+        init = f"{DEFAULT_RUNS}/{names[i - 1]}/last.pt" if i else None
+        commands.append(_train_command(run_args, dataset, names[i], init))
+    return "\n".join(commands)
+
+
+def _train_command(args: dict, dataset: str, name: str = "default", init: str | None = None) -> str:
     """The ``train`` command line of the run, from the arguments stored in its checkpoint."""
-    parts = ["python -m visualbyte_export train", f"--data {dataset}", "--name default"]
+    parts = ["python -m visualbyte_export train", f"--data {dataset}", f"--name {name}"]
+    if init is not None:
+        parts.append(f"--init {init}")
     for key in RECIPE_FLAGS:
         value = args.get(key)
         if value in (None, "None", "False", False, ""):
@@ -588,7 +610,7 @@ def write_model_card(
         "",
         "## Re-create",
         "```",
-        _train_command(args, info.get("dataset") or "DATASET"),
+        _train_commands(args, info.get("init_recipe") or [], info.get("dataset") or "DATASET"),
         "python -m visualbyte_export export --checkpoint RUN/last.pt --out models/visualbyte.onnx "
         f"--output {info.get('output', 'embedding')} --data {data} --require-runtime",
         f"python -m visualbyte_export evaluate --model models/visualbyte.onnx --data {data}",

@@ -60,6 +60,22 @@ def gather_rows(arr: np.ndarray, idx: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def init_recipe(path: Path) -> list[dict]:
+    """The stored arguments of the run a checkpoint came from, after those of the runs it
+    continued (oldest first); empty for a checkpoint that is not ours."""
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(obj, dict) or not isinstance(obj.get("args"), dict):
+        return []
+    state = obj.get("state") or {}
+    parents = state.get("init_recipe")
+    if parents is None:
+        parents = []
+        init = obj["args"].get("init")
+        if init not in (None, "", "None") and Path(init).exists():
+            parents = init_recipe(Path(init))
+    return [*parents, obj["args"]]
+
+
 # -------------------------------------------------------------------------------- augmentation
 def _affine(x: torch.Tensor, sx, sy, tx, ty, rot=None) -> torch.Tensor:
     n = x.shape[0]
@@ -416,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--init {args.init} does not exist")
         loaded, skipped = load_init_weights(net, args.init)
         log(f"--init {args.init}: {len(loaded)} tensors loaded, {len(skipped)} skipped")
+        # The recipe of every run this one continues, oldest first, so the model card can print
+        # the whole chain of commands that re-creates the model.
+        state["init_recipe"] = init_recipe(args.init)
 
     module = TrainForward(net)
     if world > 1:
