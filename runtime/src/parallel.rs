@@ -3,8 +3,9 @@
 //! the `multithread-mm` feature) or goes back to one thread.
 //!
 //! The same executor splits VisualByte's own operators (`depthwise`, `gelu`). On the 2-vCPU x86_64 VM
-//! the benchmarks ran on, a second thread did not make one 96 px embedding faster (`BENCHMARKS.md`); a
-//! board profile's `threads` and `--threads` choose the count, and 1 keeps the single-threaded path.
+//! the benchmarks ran on, a second thread makes one 96 px embedding only ~1.1–1.3× faster, and only with
+//! tract's panel gate off ([`DEFAULT_PANEL_THRESHOLD`]; `BENCHMARKS.md`); a board profile's `threads` and
+//! `--threads` choose the count, and 1 keeps the single-threaded path.
 use std::sync::Arc;
 
 use tract_linalg::multithread::{set_default_executor, Executor};
@@ -24,6 +25,7 @@ pub fn set_inference_threads(n: usize) -> Result<(), String> {
         crate::index::set_search_threads(1);
         return Ok(());
     }
+    tract_linalg::multithread::set_threading_panel_threshold(panel_threshold());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("visualbyte-infer-{i}"))
@@ -34,6 +36,32 @@ pub fn set_inference_threads(n: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// tract runs a matrix product on one thread when its output has fewer kernel tiles than its panel
+/// threshold (64 by default). At 96 px most of ConvNeXt's products are that small, so with tract's
+/// default a second thread sped up almost nothing; with the gate off (0) every product splits. Measured
+/// on the 2-vCPU x86_64 VM, 2 threads, same session (`visualbyte bench --threads 2 --ops`): matrix
+/// products 6.5 / 6.6 ms per embedding with the gate at 64, 5.8 / 5.1 ms with it at 0 (BENCHMARKS.md).
+/// `VISUALBYTE_MM_PANEL_THRESHOLD` overrides it, for measuring a board.
+pub const DEFAULT_PANEL_THRESHOLD: usize = 0;
+
+fn panel_threshold() -> usize {
+    panel_threshold_from(
+        std::env::var("VISUALBYTE_MM_PANEL_THRESHOLD")
+            .ok()
+            .as_deref(),
+    )
+}
+
+fn panel_threshold_from(value: Option<&str>) -> usize {
+    match value.map(str::trim) {
+        None | Some("") => DEFAULT_PANEL_THRESHOLD,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            log::warn!("VISUALBYTE_MM_PANEL_THRESHOLD={v:?} is not a number; using {DEFAULT_PANEL_THRESHOLD}");
+            DEFAULT_PANEL_THRESHOLD
+        }),
+    }
+}
+
 /// Logical CPUs the process may use (1 when unknown).
 pub fn available_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -42,6 +70,14 @@ pub fn available_threads() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panel_threshold_defaults_to_splitting_every_product_and_can_be_overridden() {
+        assert_eq!(panel_threshold_from(None), 0);
+        assert_eq!(panel_threshold_from(Some(" ")), 0);
+        assert_eq!(panel_threshold_from(Some("64")), 64);
+        assert_eq!(panel_threshold_from(Some("lots")), DEFAULT_PANEL_THRESHOLD);
+    }
 
     #[test]
     fn zero_or_too_many_threads_are_refused() {
