@@ -357,13 +357,7 @@ impl LogMel {
                     t += v * w;
                 }
                 // `resize` clamps to [0, 1] (NaN passes through and becomes 0 below).
-                let t = if t < 0.0 {
-                    0.0
-                } else if t > 1.0 {
-                    1.0
-                } else {
-                    t
-                };
+                let t = t.clamp(0.0, 1.0);
                 let v = (t * 255.0).round() as u8;
                 px.copy_from_slice(&[v, v, v]);
             }
@@ -627,8 +621,9 @@ mod tests {
         while x < 1e12 {
             for v in [
                 x,
-                x * 1.414_213_562_373_095,
-                x * 1.414_213_562_373_096,
+                // Either side of the √2 switch between mantissa ranges.
+                x * std::f64::consts::SQRT_2.next_down(),
+                x * std::f64::consts::SQRT_2.next_up(),
                 x.next_up(),
                 x.next_down(),
             ] {
