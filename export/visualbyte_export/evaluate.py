@@ -359,13 +359,9 @@ def _training_info(model: Path, checkpoint: Path | None) -> dict:
     if checkpoint is not None and checkpoint.exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
         info.update(args=ck.get("args"), step=ck.get("state", {}).get("step"))
-        parents = ck.get("state", {}).get("init_recipe")
-        init = (ck.get("args") or {}).get("init")
-        if parents is None and init not in (None, "", "None") and Path(init).exists():
-            from .train import init_recipe
+        from .train import checkpoint_recipe
 
-            parents = init_recipe(Path(init))
-        info["init_recipe"] = parents or []
+        info["init_recipe"] = checkpoint_recipe(ck)[:-1]  # the runs it continued, not itself
         info["history"] = ck.get("state", {}).get("history", [])
     return info
 

@@ -61,18 +61,22 @@ def gather_rows(arr: np.ndarray, idx: np.ndarray) -> torch.Tensor:
 
 
 def init_recipe(path: Path) -> list[dict]:
-    """The stored arguments of the run a checkpoint came from, after those of the runs it
+    """The stored arguments of the run a checkpoint file came from, after those of the runs it
     continued (oldest first); empty for a checkpoint that is not ours."""
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    return checkpoint_recipe(torch.load(path, map_location="cpu", weights_only=False))
+
+
+def checkpoint_recipe(obj) -> list[dict]:
+    """:func:`init_recipe` of an already loaded checkpoint: its parents' recorded recipes (or,
+    for a checkpoint saved before runs recorded them, those read through its ``--init`` file),
+    then its own arguments."""
     if not isinstance(obj, dict) or not isinstance(obj.get("args"), dict):
         return []
-    state = obj.get("state") or {}
-    parents = state.get("init_recipe")
+    parents = (obj.get("state") or {}).get("init_recipe")
     if parents is None:
-        parents = []
         init = obj["args"].get("init")
-        if init not in (None, "", "None") and Path(init).exists():
-            parents = init_recipe(Path(init))
+        exists = init not in (None, "", "None") and Path(init).exists()
+        parents = init_recipe(Path(init)) if exists else []
     return [*parents, obj["args"]]
 
 
