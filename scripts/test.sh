@@ -142,8 +142,10 @@ clippy_mic() { nice -n 5 cargo clippy --locked --all-targets --features mic -- -
 native_build() { nice -n 5 cargo test --locked --features mic --no-run; }
 
 native_test() {
-    # The no-network test must really trace here (strace is installed above).
-    VISUALBYTE_REQUIRE_STRACE=1 nice -n 5 cargo test --locked --features mic 2>&1 | tee "$LOGS/native-test.log"
+    # The no-network test must really trace here (strace is installed above). A hang fails the stage after
+    # NATIVE_TEST_DEADLINE seconds instead of the whole CI run.
+    VISUALBYTE_REQUIRE_STRACE=1 timeout --kill-after=30 "${VISUALBYTE_NATIVE_TEST_DEADLINE:-900}" \
+        nice -n 5 cargo test --locked --features mic 2>&1 | tee "$LOGS/native-test.log"
     NATIVE_PASSED=$(cargo_passed "$LOGS/native-test.log")
     TOTAL_PASSED=$((TOTAL_PASSED + NATIVE_PASSED))
     COUNTS+=("  native tests:  $NATIVE_PASSED passed")
@@ -180,9 +182,22 @@ fuzz_smoke() { nice -n 5 scripts/fuzz.sh smoke 5; }
 # Debian's compiler builds into its own target dir (rustup's artifacts in target/ are of no use to it).
 aarch64_build() { CARGO_TARGET_DIR=$CACHE/target-aarch64 scripts/cross-debian.sh aarch64 build-tests; }
 
+# qemu-user can hang a guest process for good (a CI run sat in one test for an hour), so the run has a
+# deadline; a run that hits it is reported and run once more. A test that fails is never rerun.
+AARCH64_TEST_DEADLINE=${VISUALBYTE_AARCH64_TEST_DEADLINE:-900}
 aarch64_test() {
-    CARGO_TARGET_DIR=$CACHE/target-aarch64 scripts/cross-debian.sh aarch64 test 2>&1 |
-        tee "$LOGS/aarch64-test.log"
+    local attempt rc
+    for attempt in 1 2; do
+        rc=0
+        CARGO_TARGET_DIR=$CACHE/target-aarch64 timeout --kill-after=30 "$AARCH64_TEST_DEADLINE" \
+            scripts/cross-debian.sh aarch64 test 2>&1 | tee "$LOGS/aarch64-test.log" || rc=$?
+        if [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ]; then
+            break
+        fi
+        echo "aarch64 tests: no result after ${AARCH64_TEST_DEADLINE} s (attempt $attempt): a run under qemu-user hung"
+        cp "$LOGS/aarch64-test.log" "$LOGS/aarch64-test-hung-$attempt.log"
+    done
+    [ "$rc" -eq 0 ] || return "$rc"
     local passed
     passed=$(cargo_passed "$LOGS/aarch64-test.log")
     TOTAL_PASSED=$((TOTAL_PASSED + passed))
