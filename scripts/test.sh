@@ -17,6 +17,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/deadline.sh
+. scripts/deadline.sh
 
 CACHE=${VISUALBYTE_CACHE:-/var/cache/visualbyte}
 if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
@@ -184,20 +186,9 @@ aarch64_build() { CARGO_TARGET_DIR=$CACHE/target-aarch64 scripts/cross-debian.sh
 
 # qemu-user can hang a guest process for good (a CI run sat in one test for an hour), so the run has a
 # deadline; a run that hits it is reported and run once more. A test that fails is never rerun.
-AARCH64_TEST_DEADLINE=${VISUALBYTE_AARCH64_TEST_DEADLINE:-900}
 aarch64_test() {
-    local attempt rc
-    for attempt in 1 2; do
-        rc=0
-        CARGO_TARGET_DIR=$CACHE/target-aarch64 timeout --kill-after=30 "$AARCH64_TEST_DEADLINE" \
-            scripts/cross-debian.sh aarch64 test 2>&1 | tee "$LOGS/aarch64-test.log" || rc=$?
-        if [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ]; then
-            break
-        fi
-        echo "aarch64 tests: no result after ${AARCH64_TEST_DEADLINE} s (attempt $attempt): a run under qemu-user hung"
-        cp "$LOGS/aarch64-test.log" "$LOGS/aarch64-test-hung-$attempt.log"
-    done
-    [ "$rc" -eq 0 ] || return "$rc"
+    CARGO_TARGET_DIR=$CACHE/target-aarch64 rerun_if_hung "${VISUALBYTE_AARCH64_TEST_DEADLINE:-900}" \
+        "$LOGS/aarch64-test.log" scripts/cross-debian.sh aarch64 test
     local passed
     passed=$(cargo_passed "$LOGS/aarch64-test.log")
     TOTAL_PASSED=$((TOTAL_PASSED + passed))

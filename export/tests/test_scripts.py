@@ -1,0 +1,51 @@
+"""The test command's own shell helpers (scripts/deadline.sh), run with fake commands."""
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE_SH = REPO / "scripts" / "deadline.sh"
+
+# A command that counts its runs in a file, hangs on the runs listed in HANG_ON, then exits with
+# EXIT_CODE.
+FAKE = """
+n=$(( $(cat "$COUNT" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$COUNT"
+echo "run $n"
+case " $HANG_ON " in *" $n "*) sleep 600 & wait ;; esac
+exit "$EXIT_CODE"
+"""
+
+
+def rerun(tmp_path: Path, hang_on: str, exit_code: int) -> tuple[int, str, int, Path]:
+    count = tmp_path / "count"
+    log = tmp_path / "run.log"
+    env = dict(os.environ, COUNT=str(count), HANG_ON=hang_on, EXIT_CODE=str(exit_code))
+    script = f'. "{DEADLINE_SH}"; rerun_if_hung 2 "{log}" bash -c \'{FAKE}\''
+    out = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    return out.returncode, out.stdout, int(count.read_text()), log
+
+
+def test_a_hung_qemu_run_is_stopped_at_its_deadline_and_run_once_more(tmp_path):
+    rc, stdout, runs, log = rerun(tmp_path, hang_on="1", exit_code=0)
+    assert rc == 0
+    assert runs == 2
+    assert "no result after 2 s (attempt 1 of 2)" in stdout
+    assert log.read_text().strip() == "run 2"
+    assert (tmp_path / "run.log.hung-1").read_text().strip() == "run 1"
+
+
+def test_a_run_that_hangs_twice_fails_with_the_timeout_status(tmp_path):
+    rc, stdout, runs, _ = rerun(tmp_path, hang_on="1 2", exit_code=0)
+    assert rc == 124
+    assert runs == 2
+    assert "attempt 2 of 2" in stdout
+
+
+def test_a_failing_run_is_never_rerun(tmp_path):
+    rc, stdout, runs, _ = rerun(tmp_path, hang_on="", exit_code=3)
+    assert rc == 3
+    assert runs == 1
+    assert "no result" not in stdout
