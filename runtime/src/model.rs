@@ -75,7 +75,9 @@ impl Embedder {
     /// Like [`load`](Self::load), and runs of `batch` images go through a second plan with the batch
     /// axis fixed to `batch`, built on first use (the symbolic graph is kept until then).
     pub fn load_with_batch(path: &Path, batch: usize) -> Result<Embedder, ModelError> {
+        let t = Instant::now();
         let proto = read_proto(path)?;
+        log::debug!("model load: read and decode the ONNX file {}", ms(t));
         let contract = contract_from_proto(&proto, path)?;
         contract.validate().map_err(|e| e.in_file(path))?;
         Self::from_proto(&proto, contract, batch.max(1)).map_err(|e| e.in_file(path))
@@ -99,9 +101,11 @@ impl Embedder {
             model_id: id.clone(),
             what,
         };
+        let t = Instant::now();
         let mut model = tract_onnx::onnx()
             .model_for_proto_model(proto)
             .map_err(tract_err("load"))?;
+        log::debug!("model load: ONNX graph to tract {}", ms(t));
 
         // The input: exactly one, with the contract's name.
         let inputs: Vec<String> = model
@@ -132,7 +136,9 @@ impl Embedder {
             .select_output_outlets(&[outputs[pos]])
             .map_err(tract_err("load"))?;
 
+        let t = Instant::now();
         let typed = model.into_typed().map_err(tract_err("analyse"))?;
+        log::debug!("model load: type analysis {}", ms(t));
         let symbol = check_graph(&typed, &contract).map_err(graph_err)?;
         let single = match &symbol {
             Some(s) => plan(&typed, Some(s), 1),
@@ -459,14 +465,31 @@ fn plan(
         }
         None => typed.clone(),
     };
+    let t = Instant::now();
     let mut model = model.into_decluttered()?;
+    log::debug!("model load (batch {batch}): declutter {}", ms(t));
     if std::env::var_os("VISUALBYTE_TRACT_OPS").is_none_or(|v| v != "1") {
+        let t = Instant::now();
         let dw = crate::depthwise::replace_depthwise(&mut model)?;
         let gelu = crate::gelu::replace_gelu(&mut model)?;
-        log::debug!("{dw} depthwise convolutions run as PaddedDepthWise, {gelu} GELUs as FastGelu");
+        log::debug!(
+            "model load (batch {batch}): {dw} depthwise convolutions as PaddedDepthWise, {gelu} GELUs \
+             as FastGelu {}",
+            ms(t)
+        );
     }
+    let t = Instant::now();
     model.optimize()?;
-    model.into_runnable()
+    log::debug!("model load (batch {batch}): optimise {}", ms(t));
+    let t = Instant::now();
+    let plan = model.into_runnable();
+    log::debug!("model load (batch {batch}): runnable plan {}", ms(t));
+    plan
+}
+
+/// "(12.3 ms)": the time since `t`, for the load-stage log lines.
+fn ms(t: Instant) -> String {
+    format!("({:.1} ms)", t.elapsed().as_secs_f64() * 1e3)
 }
 
 #[cfg(test)]
