@@ -18,6 +18,32 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_visualbyte"))
 }
 
+/// `visualbyte embed --model FIXTURE --input INPUT -o OUT`, with `--threads` when given.
+fn embed_cli(threads: Option<&str>, input: &Path, out: &Path) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.arg("embed");
+    if let Some(n) = threads {
+        cmd.args(["--threads", n]);
+    }
+    cmd.arg("--model")
+        .arg(fixture())
+        .arg("--input")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// A raw little-endian f32 file.
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
 /// A copy of the fixture whose contract is `change(contract)`.
 fn tampered(dir: &Path, name: &str, change: impl FnOnce(&mut Contract)) -> PathBuf {
     let mut contract = read_contract(&fixture()).expect("fixture contract");
@@ -38,17 +64,13 @@ fn load_err(path: &Path) -> ModelError {
 fn golden() -> (Vec<RgbImage>, Vec<Vec<f32>>) {
     let f = fixture();
     let pixels = std::fs::read(format!("{}.in.u8", f.display())).expect("fixture golden input");
-    let floats = std::fs::read(format!("{}.out.f32", f.display())).expect("fixture golden output");
     let s = 32usize;
     assert_eq!(pixels.len() % (s * s * 3), 0);
     let images: Vec<RgbImage> = pixels
         .chunks_exact(s * s * 3)
         .map(|c| RgbImage::from_raw(s as u32, s as u32, c.to_vec()).unwrap())
         .collect();
-    let values: Vec<f32> = floats
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let values = read_f32(Path::new(&format!("{}.out.f32", f.display())));
     let dim = values.len() / images.len();
     (
         images,
@@ -310,42 +332,20 @@ fn embed_writes_what_torch_computed() {
     let dir = tempfile::tempdir().unwrap();
     let input = PathBuf::from(format!("{}.in.u8", fixture().display()));
     let out_path = dir.path().join("out.f32");
-    let out = bin()
-        .arg("embed")
-        .arg("--model")
-        .arg(fixture())
-        .arg("--input")
-        .arg(&input)
-        .arg("-o")
-        .arg(&out_path)
-        .output()
-        .unwrap();
+    let out = embed_cli(None, &input, &out_path);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got: Vec<f32> = std::fs::read(&out_path)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let got = read_f32(&out_path);
     let (_, expected) = golden();
     let expected: Vec<f32> = expected.concat();
     assert!(max_abs(&got, &expected) < 1e-4);
     // A file that is not a whole number of 32×32×3 images is refused.
     let short = dir.path().join("short.u8");
     std::fs::write(&short, vec![0u8; 32 * 32 * 3 + 5]).unwrap();
-    let out = bin()
-        .arg("embed")
-        .arg("--model")
-        .arg(fixture())
-        .arg("--input")
-        .arg(&short)
-        .arg("-o")
-        .arg(dir.path().join("x.f32"))
-        .output()
-        .unwrap();
+    let out = embed_cli(None, &short, &dir.path().join("x.f32"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("whole number of 32×32×3 images"));
     assert!(!dir.path().join("x.f32").exists());
@@ -359,25 +359,13 @@ fn two_inference_threads_embed_like_one_and_zero_is_refused() {
     let expected: Vec<f32> = expected.concat();
     for threads in ["1", "2", "3"] {
         let out_path = dir.path().join(format!("out{threads}.f32"));
-        let out = bin()
-            .args(["embed", "--threads", threads, "--model"])
-            .arg(fixture())
-            .arg("--input")
-            .arg(&input)
-            .arg("-o")
-            .arg(&out_path)
-            .output()
-            .unwrap();
+        let out = embed_cli(Some(threads), &input, &out_path);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let got: Vec<f32> = std::fs::read(&out_path)
-            .unwrap()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let got = read_f32(&out_path);
         assert!(max_abs(&got, &expected) < 1e-4, "{threads} threads");
     }
     // In the library: the executor is process-wide and switching it back and forth is safe.
@@ -387,15 +375,7 @@ fn two_inference_threads_embed_like_one_and_zero_is_refused() {
     let two = embedder.embed(&images).unwrap().concat();
     visualbyte::parallel::set_inference_threads(1).unwrap();
     assert!(max_abs(&two, &expected) < 1e-4);
-    let out = bin()
-        .args(["embed", "--threads", "0", "--model"])
-        .arg(fixture())
-        .arg("--input")
-        .arg(&input)
-        .arg("-o")
-        .arg(dir.path().join("zero.f32"))
-        .output()
-        .unwrap();
+    let out = embed_cli(Some("0"), &input, &dir.path().join("zero.f32"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--threads") && err.contains("0"), "{err}");
