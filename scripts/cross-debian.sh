@@ -124,13 +124,19 @@ cross_env() {
     export "PKG_CONFIG_LIBDIR_${under}=/usr/lib/$gnu/pkgconfig:/usr/share/pkgconfig"
 }
 
-cargo_cross() { nice -n 5 /usr/bin/cargo "$@" --locked --target "$triple"; }
+# `cargo_cross SUBCOMMAND ARGS...`: the target's flags go right after the subcommand, so ARGS may end with
+# `-- ARGS-FOR-THE-TEST-HARNESS`.
+cargo_cross() {
+    local sub=$1
+    shift
+    nice -n 5 /usr/bin/cargo "$sub" --locked --target "$triple" "$@"
+}
 
 step_build_tests() { cargo_cross test --no-run --features mic; }
 
 # One test at a time: qemu-user can deadlock a child process forked while other guest threads run
 # (a CI run hung for an hour in a test that spawns the CLI while its neighbour did the same).
-step_test() { nice -n 5 /usr/bin/cargo test --features mic --locked --target "$triple" -- --test-threads=1; }
+step_test() { cargo_cross test --features mic -- --test-threads=1; }
 
 step_release() {
     local profile=${VISUALBYTE_PROFILE:-release}
