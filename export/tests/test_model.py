@@ -90,3 +90,22 @@ def test_audio_augmentation_keeps_frequency_rows_in_place():
     y = augment(x, "audio", 1.0)
     rows = y.mean(dim=(0, 1, 3))
     assert rows[10:12].min() > 0.5 and rows[:8].max() < 0.05
+
+
+def test_style_augmentation_changes_only_photos_and_keeps_their_hue():
+    torch.manual_seed(0)
+    x = torch.zeros(16, 3, 32, 32)
+    x[:, 0, 8:24, 8:24] = 0.9  # a red square on black
+    y = augment(x, "image", 0.0, style=1.0)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert not torch.allclose(x, y)
+    # Red stays the strongest channel in the square for every picture that was not made grey.
+    centre = y[:, :, 14:18, 14:18].mean(dim=(2, 3))
+    coloured = (centre[:, 0] - centre[:, 1]).abs() > 1e-6
+    assert coloured.any()
+    assert (centre[coloured, 0] > centre[coloured, 1]).all()
+    assert (centre[coloured, 0] > centre[coloured, 2]).all()
+    # Blur spreads the edge: some pixel just outside the square lights up.
+    assert y[:, 0, 7, 8:24].max() > 0.05
+    for modality in ("text", "audio"):
+        assert torch.equal(augment(x, modality, 0.0, style=1.0), x)

@@ -103,12 +103,49 @@ def _u(n, lo, hi, g, device):
     )
 
 
-def augment(x: torch.Tensor, modality: str, strength: float = 1.0, generator=None) -> torch.Tensor:
+def _style(x: torch.Tensor, s: float, g, dev) -> torch.Tensor:
+    """Drawing-style changes on photos and emoji, so that a style the network never saw (a held-out
+    emoji vendor, a camera) still reads: blur that softens outlines and flat fills, gamma, a mild
+    colour cast, and grey pictures. Colours keep their hue (a red apple stays red)."""
+    n = x.shape[0]
+    sigma = _u(n, 0, 1.2 * s, g, dev)  # pixels at the input size
+    radius = 3
+    taps = torch.arange(-radius, radius + 1, device=dev, dtype=x.dtype).view(1, -1)
+    k = torch.exp(-0.5 * (taps / sigma.clamp_min(1e-3).view(n, 1)) ** 2)
+    k = k / k.sum(dim=1, keepdim=True)  # [n, 7]; sigma ~0 gives the identity tap
+    c, h, w = x.shape[1:]
+    flat = x.reshape(1, n * c, h, w)
+    kk = k.repeat_interleave(c, dim=0)
+    flat = F.conv2d(
+        F.pad(flat, (radius, radius, 0, 0), mode="replicate"),
+        kk.view(n * c, 1, 1, -1),
+        groups=n * c,
+    )
+    flat = F.conv2d(
+        F.pad(flat, (0, 0, radius, radius), mode="replicate"),
+        kk.view(n * c, 1, -1, 1),
+        groups=n * c,
+    )
+    x = flat.reshape(n, c, h, w)
+    gamma = torch.exp(_u(n, -0.4 * s, 0.4 * s, g, dev)).view(n, 1, 1, 1)
+    x = x.clamp(0, 1) ** gamma
+    cast = 1 + torch.empty(n, 3, 1, 1, device=dev).uniform_(-0.1 * s, 0.1 * s, generator=g)
+    x = x * cast
+    grey = (_u(n, 0, 1, g, dev) < 0.1 * s).view(n, 1, 1, 1)
+    return torch.where(grey, x.mean(dim=1, keepdim=True).expand_as(x), x)
+
+
+def augment(
+    x: torch.Tensor, modality: str, strength: float = 1.0, generator=None, style: float = 0.0
+) -> torch.Tensor:
     """Random train-time changes on a float ``[B, 3, S, S]`` batch in [0, 1] (before
-    normalisation)."""
+    normalisation). ``style`` (photos only, applied at any ``strength``) adds drawing-style
+    changes (:func:`_style`)."""
+    n, dev, g = x.shape[0], x.device, generator
+    if modality == "image" and style > 0:
+        x = _style(x, style, g, dev).clamp(0, 1)
     if strength <= 0:
         return x
-    n, dev, g = x.shape[0], x.device, generator
     s = strength
     if modality == "image":
         zoom = _u(n, 1 - 0.35 * s, 1.0, g, dev)  # grid scale < 1 = crop of 65..100 % of the side
@@ -150,12 +187,12 @@ def augment(x: torch.Tensor, modality: str, strength: float = 1.0, generator=Non
 
 
 def to_input(
-    pixels: torch.Tensor, modality: str | None, aug_strength: float, device
+    pixels: torch.Tensor, modality: str | None, aug_strength: float, device, style: float = 0.0
 ) -> torch.Tensor:
     """uint8 NHWC → (augmented) normalised float NCHW, as CONTRACT.md."""
     x = pixels.to(device).permute(0, 3, 1, 2).float() / 255.0
-    if modality is not None and aug_strength > 0:
-        x = augment(x, modality, aug_strength)
+    if modality is not None and (aug_strength > 0 or style > 0):
+        x = augment(x, modality, aug_strength, style=style)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -301,6 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs of classification only before the CLIP terms start to ramp in",
     )
     p.add_argument("--aug", type=float, default=1.0, help="augmentation strength (0 = off)")
+    p.add_argument(
+        "--aug-style",
+        type=float,
+        default=0.0,
+        help="drawing-style augmentation of photos (blur, gamma, colour cast, grey; 0 = off), "
+        "for held-out emoji styles",
+    )
     p.add_argument("--drop-path", type=float, default=0.0)
     p.add_argument(
         "--input-norm",
@@ -546,7 +590,9 @@ def main(argv: list[str] | None = None) -> int:
             labels = torch.from_numpy(rows[:, 0]).to(device)
             x = torch.cat(
                 [
-                    to_input(gather_rows(train.x[m], rows[:, 1 + i]), m, args.aug, device)
+                    to_input(
+                        gather_rows(train.x[m], rows[:, 1 + i]), m, args.aug, device, args.aug_style
+                    )
                     for i, m in enumerate(MODALITIES)
                 ]
             )
