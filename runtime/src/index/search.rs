@@ -170,24 +170,120 @@ fn dot_f16(row: &[u8], q: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `codes · q` for a row of i8 codes (`row.len() == q.len()`); the caller applies the scale.
-#[inline(always)]
-fn dot_i8(row: &[u8], q: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let rows = row.chunks_exact(LANES);
-    let qs = q.chunks_exact(LANES);
-    let (row_tail, q_tail) = (rows.remainder(), qs.remainder());
-    for (r, qq) in rows.zip(qs) {
-        for (a, (&b, x)) in acc.iter_mut().zip(r.iter().zip(qq)) {
-            *a += f32::from(b as i8) * x;
+/// The query as the i8 kernels take it: integers `round(q · s)`, zero-padded to a multiple of
+/// [`LANES`], so that every i8 kernel (AVX2, NEON, plain) sums the very same integers: the scores do not
+/// depend on the CPU. `s` keeps `dim · 128 · max|q·s| ≤ i32::MAX` (no sum can overflow) and is at most
+/// 16 383 / max|q| (a rounding error of 3e-5 of the largest component).
+struct QueryI16 {
+    values: Vec<i16>,
+    /// `1 / s`: multiplies an integer dot product back to `codes · q`.
+    unscale: f32,
+}
+
+impl QueryI16 {
+    fn new(q: &[f32]) -> Self {
+        let max = q.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let limit = ((i32::MAX as usize) / (128 * q.len().max(1))).min(16_383) as f32;
+        let s = if max > 0.0 { limit / max } else { 1.0 };
+        let mut values: Vec<i16> = q.iter().map(|v| (v * s).round() as i16).collect();
+        values.resize(q.len().next_multiple_of(LANES), 0);
+        Self {
+            values,
+            unscale: 1.0 / s,
         }
     }
-    let tail: f32 = row_tail
+}
+
+/// `codes · q` for a row of i8 codes (`row.len() <= q.len()`), exactly, in integers; the caller
+/// applies the scales.
+#[inline(always)]
+fn dot_i8(row: &[u8], q: &[i16]) -> i32 {
+    let mut acc = [0i32; LANES];
+    let rows = row.chunks_exact(LANES);
+    let tail = rows.remainder();
+    let mut qs = q.chunks_exact(LANES);
+    for (r, qq) in rows.zip(&mut qs) {
+        for (a, (&b, &x)) in acc.iter_mut().zip(r.iter().zip(qq)) {
+            *a += i32::from(b as i8) * i32::from(x);
+        }
+    }
+    let q_tail = qs.next().unwrap_or(&[]);
+    let tail: i32 = tail
         .iter()
         .zip(q_tail)
-        .map(|(&b, x)| f32::from(b as i8) * x)
+        .map(|(&b, &x)| i32::from(b as i8) * i32::from(x))
         .sum();
-    acc.iter().sum::<f32>() + tail
+    acc.iter().sum::<i32>() + tail
+}
+
+/// [`dot_i8`] with AVX2: 16 codes widened to i16 and multiplied pairwise into i32 (`vpmaddwd`) per step.
+/// Reads `q.len()` bytes of `codes` when it can (`codes.len() >= q.len()`: the bytes past the row meet
+/// the query's zero padding), so a row needs no scalar tail.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i8_avx2(codes: &[u8], dim: usize, q: &[i16]) -> i32 {
+    use std::arch::x86_64::*;
+    let padded = q.len();
+    let full = if codes.len() >= padded {
+        padded
+    } else {
+        dim / LANES * LANES
+    };
+    let (mut a0, mut a1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let mut i = 0;
+    // SAFETY (every load): i + 16 <= full <= codes.len() and <= q.len().
+    while i + 2 * LANES <= full {
+        let c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(codes.as_ptr().add(i).cast()));
+        let c1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(codes.as_ptr().add(i + LANES).cast()));
+        let q0 = _mm256_loadu_si256(q.as_ptr().add(i).cast());
+        let q1 = _mm256_loadu_si256(q.as_ptr().add(i + LANES).cast());
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(c0, q0));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(c1, q1));
+        i += 2 * LANES;
+    }
+    if i + LANES <= full {
+        let c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(codes.as_ptr().add(i).cast()));
+        let q0 = _mm256_loadu_si256(q.as_ptr().add(i).cast());
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(c0, q0));
+        i += LANES;
+    }
+    let a = _mm256_add_epi32(a0, a1);
+    let s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    let tail: i32 = (i..dim.max(i))
+        .map(|j| i32::from(codes[j] as i8) * i32::from(q[j]))
+        .sum();
+    _mm_cvtsi128_si32(s) + tail
+}
+
+/// [`dot_f16`] with F16C's hardware conversion (eight values per instruction) and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16_f16c(row: &[u8], q: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = q.len().min(row.len() / 2);
+    let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut i = 0;
+    // SAFETY (every load): i + 16 <= n, so 2·(i + 16) <= row.len() and i + 16 <= q.len().
+    while i + 16 <= n {
+        let h0 = _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(2 * i).cast()));
+        let h1 = _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(2 * i + 16).cast()));
+        a0 = _mm256_fmadd_ps(h0, _mm256_loadu_ps(q.as_ptr().add(i)), a0);
+        a1 = _mm256_fmadd_ps(h1, _mm256_loadu_ps(q.as_ptr().add(i + 8)), a1);
+        i += 16;
+    }
+    if i + 8 <= n {
+        let h0 = _mm256_cvtph_ps(_mm_loadu_si128(row.as_ptr().add(2 * i).cast()));
+        a0 = _mm256_fmadd_ps(h0, _mm256_loadu_ps(q.as_ptr().add(i)), a0);
+        i += 8;
+    }
+    let a = _mm256_add_ps(a0, a1);
+    let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+    let tail: f32 = (i..n).map(|j| f16_at(&row[2 * j..]) * q[j]).sum();
+    _mm_cvtss_f32(s) + tail
 }
 
 pub(crate) fn search(
@@ -223,6 +319,11 @@ pub(crate) fn search(
         return Ok(Vec::new());
     }
     let section = &bytes[layout.vectors_offset..layout.vectors_offset + layout.vectors_len];
+    let query_i16 = (layout.header.vector_type == VectorType::I8).then(|| QueryI16::new(query));
+    let query = Query {
+        f32: query,
+        i16: query_i16.as_ref(),
+    };
     let threads = search_threads().min(count / MIN_PER_THREAD).max(1);
     if threads == 1 {
         let mut top = TopK::new(k);
@@ -253,8 +354,66 @@ pub(crate) fn search(
     Ok(top.into_hits())
 }
 
+/// The query in the forms the kernels take.
+#[derive(Clone, Copy)]
+struct Query<'a> {
+    f32: &'a [f32],
+    /// Present for an i8 memory.
+    i16: Option<&'a QueryI16>,
+}
+
 /// Scores rows `rows` of the vector section into `top`, with the best kernels this CPU has.
 fn scan(
+    layout: &Layout,
+    section: &[u8],
+    query: Query,
+    inv: f32,
+    rows: std::ops::Range<usize>,
+    top: &mut TopK,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        let vt = layout.header.vector_type;
+        if let (VectorType::I8, Some(q)) = (vt, query.i16) {
+            // SAFETY: the CPU has AVX2, checked just above.
+            unsafe { scan_i8_avx2(layout, section, q, inv, rows, top) };
+        } else if vt == VectorType::F16 && std::arch::is_x86_feature_detected!("f16c") {
+            // SAFETY: the CPU has AVX2, FMA and F16C, checked just above.
+            unsafe { scan_f16_f16c(layout, section, query.f32, inv, rows, top) };
+        } else {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            unsafe { scan_avx2(layout, section, query, inv, rows, top) };
+        }
+        return;
+    }
+    scan_rows(layout, section, query, inv, rows, top);
+}
+
+/// The i8 rows `rows` with [`dot_i8_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_i8_avx2(
+    layout: &Layout,
+    section: &[u8],
+    q: &QueryI16,
+    inv: f32,
+    rows: std::ops::Range<usize>,
+    top: &mut TopK,
+) {
+    let (dim, count) = (layout.header.dim, layout.header.count);
+    let (scales, codes) = section.split_at(4 * count);
+    let codes = &codes[..dim * count];
+    for i in rows {
+        let dot = dot_i8_avx2(&codes[dim * i..], dim, &q.values);
+        let scale = f32_at(&scales[4 * i..]);
+        top.offer(i, dot as f32 * q.unscale * scale * inv);
+    }
+}
+
+/// The f16 rows `rows` with [`dot_f16_f16c`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scan_f16_f16c(
     layout: &Layout,
     section: &[u8],
     query: &[f32],
@@ -262,13 +421,11 @@ fn scan(
     rows: std::ops::Range<usize>,
     top: &mut TopK,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        unsafe { scan_avx2(layout, section, query, inv, rows, top) };
-        return;
+    let dim = layout.header.dim;
+    let part = &section[2 * dim * rows.start..2 * dim * rows.end];
+    for (i, row) in part.chunks_exact(2 * dim).enumerate() {
+        top.offer(rows.start + i, dot_f16_f16c(row, query) * inv);
     }
-    scan_rows(layout, section, query, inv, rows, top);
 }
 
 /// [`scan_rows`] compiled for AVX2 + FMA (the kernels are inlined into it).
@@ -277,7 +434,7 @@ fn scan(
 unsafe fn scan_avx2(
     layout: &Layout,
     section: &[u8],
-    query: &[f32],
+    query: Query,
     inv: f32,
     rows: std::ops::Range<usize>,
     top: &mut TopK,
@@ -289,11 +446,12 @@ unsafe fn scan_avx2(
 fn scan_rows(
     layout: &Layout,
     section: &[u8],
-    query: &[f32],
+    query: Query,
     inv: f32,
     rows: std::ops::Range<usize>,
     top: &mut TopK,
 ) {
+    let Query { f32: query, i16 } = query;
     let dim = layout.header.dim;
     let count = layout.header.count;
     let first = rows.start;
@@ -311,6 +469,7 @@ fn scan_rows(
             }
         }
         VectorType::I8 => {
+            let Some(q) = i16 else { return };
             let (scales, codes) = section.split_at(4 * count);
             let codes = &codes[dim * rows.start..dim * rows.end];
             let scales = &scales[4 * rows.start..4 * rows.end];
@@ -319,7 +478,8 @@ fn scan_rows(
                 .zip(scales.chunks_exact(4))
                 .enumerate()
             {
-                top.offer(first + i, dot_i8(row, query) * f32_at(scale) * inv);
+                let dot = dot_i8(row, &q.values) as f32 * q.unscale;
+                top.offer(first + i, dot * f32_at(scale) * inv);
             }
         }
     }
@@ -375,7 +535,82 @@ mod tests {
             assert!((dot_f16(&h, &q) - want).abs() < 1e-2, "f16 n={n}");
             let codes: Vec<u8> = (0..n).map(|i| (i as i8 - 50) as u8).collect();
             let want_i8: f32 = (0..n).map(|i| (i as f32 - 50.0) * q[i]).sum();
-            assert!((dot_i8(&codes, &q) - want_i8).abs() < 1e-3, "i8 n={n}");
+            let q16 = QueryI16::new(&q);
+            let got = dot_i8(&codes, &q16.values) as f32 * q16.unscale;
+            assert!(
+                (got - want_i8).abs() < 2e-3 * n as f32,
+                "i8 n={n}: {got} vs {want_i8}"
+            );
+        }
+    }
+
+    #[test]
+    fn i8_kernels_sum_the_same_integers_with_and_without_reading_past_the_row() {
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        for dim in [1usize, 7, 15, 16, 17, 31, 32, 33, 48, 221, 512] {
+            let q: Vec<f32> = (0..dim)
+                .map(|_| next() as f32 / u32::MAX as f32 - 0.5)
+                .collect();
+            let q16 = QueryI16::new(&q);
+            assert_eq!(q16.values.len() % LANES, 0);
+            // Three rows back to back; the last one has nothing after it.
+            let codes: Vec<u8> = (0..3 * dim).map(|_| next() as u8).collect();
+            for r in 0..3 {
+                let row = &codes[r * dim..(r + 1) * dim];
+                let plain = dot_i8(row, &q16.values);
+                let exact: i64 = row
+                    .iter()
+                    .zip(&q16.values)
+                    .map(|(&c, &x)| i64::from(c as i8) * i64::from(x))
+                    .sum();
+                assert_eq!(i64::from(plain), exact, "dim {dim} row {r}");
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 checked just above.
+                    let simd = unsafe { dot_i8_avx2(&codes[r * dim..], dim, &q16.values) };
+                    assert_eq!(simd, plain, "dim {dim} row {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn i8_query_scaling_cannot_overflow_at_the_largest_codes() {
+        for dim in [1usize, 221, 4096, 65_536] {
+            let q = vec![1.0f32; dim];
+            let q16 = QueryI16::new(&q);
+            let codes = vec![(-128i8) as u8; dim];
+            let exact: i64 = q16.values.iter().map(|&x| -128 * i64::from(x)).sum();
+            assert!(exact >= i64::from(i32::MIN), "dim {dim}");
+            assert_eq!(i64::from(dot_i8(&codes, &q16.values)), exact, "dim {dim}");
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn f16c_kernel_matches_the_portable_one_for_every_tail_length() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c"))
+        {
+            return; // nothing to compare against on this CPU
+        }
+        for n in [1usize, 7, 8, 9, 15, 16, 17, 24, 221] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let h: Vec<u8> = a
+                .iter()
+                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                .collect();
+            // SAFETY: the features were checked above.
+            let simd = unsafe { dot_f16_f16c(&h, &q) };
+            assert!((simd - dot_f16(&h, &q)).abs() < 1e-5, "n={n}");
         }
     }
 
