@@ -146,8 +146,8 @@ native_build() { nice -n 5 cargo test --locked --features mic --no-run; }
 native_test() {
     # The no-network test must really trace here (strace is installed above). A hang fails the stage after
     # NATIVE_TEST_DEADLINE seconds instead of the whole CI run.
-    VISUALBYTE_REQUIRE_STRACE=1 timeout --kill-after=30 "${VISUALBYTE_NATIVE_TEST_DEADLINE:-900}" \
-        nice -n 5 cargo test --locked --features mic 2>&1 | tee "$LOGS/native-test.log"
+    VISUALBYTE_REQUIRE_STRACE=1 run_by_deadline "${VISUALBYTE_NATIVE_TEST_DEADLINE:-900}" \
+        "$LOGS/native-test.log" nice -n 5 cargo test --locked --features mic
     NATIVE_PASSED=$(cargo_passed "$LOGS/native-test.log")
     TOTAL_PASSED=$((TOTAL_PASSED + NATIVE_PASSED))
     COUNTS+=("  native tests:  $NATIVE_PASSED passed")

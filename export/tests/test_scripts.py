@@ -32,7 +32,8 @@ def test_a_hung_qemu_run_is_stopped_at_its_deadline_and_run_once_more(tmp_path):
     rc, stdout, runs, log = rerun(tmp_path, hang_on="1", exit_code=0)
     assert rc == 0
     assert runs == 2
-    assert "no result after 2 s (attempt 1 of 2)" in stdout
+    assert "no result after 2 s: the run hung and was stopped" in stdout
+    assert "attempt 1 of 2 hung" in stdout
     assert log.read_text().strip() == "run 2"
     assert (tmp_path / "run.log.hung-1").read_text().strip() == "run 1"
 
@@ -41,7 +42,7 @@ def test_a_run_that_hangs_twice_fails_with_the_timeout_status(tmp_path):
     rc, stdout, runs, _ = rerun(tmp_path, hang_on="1 2", exit_code=0)
     assert rc == 124
     assert runs == 2
-    assert "attempt 2 of 2" in stdout
+    assert "attempt 2 of 2 hung" in stdout
 
 
 def test_a_failing_run_is_never_rerun(tmp_path):
@@ -49,3 +50,18 @@ def test_a_failing_run_is_never_rerun(tmp_path):
     assert rc == 3
     assert runs == 1
     assert "no result" not in stdout
+
+
+def test_a_native_test_run_that_hangs_says_so_instead_of_a_bare_timeout_status(tmp_path):
+    count, log = tmp_path / "count", tmp_path / "native.log"
+    env = dict(os.environ, COUNT=str(count), HANG_ON="1", EXIT_CODE="0")
+    script = f'. "{DEADLINE_SH}"; run_by_deadline 2 "{log}" bash -c \'{FAKE}\''
+    out = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 124
+    assert int(count.read_text()) == 1  # never rerun
+    assert (
+        f"no result after 2 s: the run hung and was stopped (the last test it started is in {log})"
+        in out.stdout
+    )
