@@ -1,10 +1,14 @@
 //! Exact cosine top-k: every stored vector is scored against the query, the best `k` kept in a
-//! fixed-capacity min-heap (no allocation per query beyond the result).
+//! fixed-capacity min-heap (no allocation per query beyond the result and, for i8 memories, the
+//! integer query).
 //!
-//! The dot products read the stored bytes directly (little-endian, any alignment) in chunks of [`LANES`]
-//! values with one accumulator per lane, a shape compilers turn into SIMD loads and multiply-adds. On
-//! x86_64 the scan is compiled twice, for the baseline (SSE2) and for AVX2 + FMA, and the CPU picks at run
-//! time; aarch64's baseline already has NEON. Large memories are scanned in slices on
+//! The dot products read the stored bytes directly (little-endian, any alignment). f32 rows go in
+//! chunks of [`LANES`] values with one accumulator per lane, a shape compilers turn into SIMD loads
+//! and multiply-adds. i8 rows are scored in integers: the query is rounded to i16 once per search
+//! ([`QueryI16`]) and every kernel sums the same exact products, so scores do not depend on the
+//! CPU. On x86_64 the scan is compiled for the baseline (SSE2) and for AVX2 + FMA, and the CPU picks at
+//! run time; i8 rows then use `vpmaddwd` (16 codes per instruction) and f16 rows F16C's conversion.
+//! aarch64's baseline already has NEON. Large memories are scanned in slices on
 //! [`set_search_threads`] threads, and the slices' best are merged (the same hits as one thread).
 use std::sync::atomic::{AtomicUsize, Ordering};
 
