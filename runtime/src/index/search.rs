@@ -597,24 +597,32 @@ mod tests {
     }
 
     #[test]
-    #[cfg(target_arch = "x86_64")]
-    fn f16c_kernel_matches_the_portable_one_for_every_tail_length() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && std::arch::is_x86_feature_detected!("f16c"))
-        {
-            return; // nothing to compare against on this CPU
-        }
+    fn f16_kernels_match_the_exact_sum_for_every_tail_length() {
+        // The portable kernel on every CPU, and F16C's where the CPU has it: both against the sum in f64.
         for n in [1usize, 7, 8, 9, 15, 16, 17, 24, 221] {
             let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
             let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-            let h: Vec<u8> = a
+            let halves: Vec<half::f16> = a.iter().map(|&x| half::f16::from_f32(x)).collect();
+            let want: f64 = halves
                 .iter()
-                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
-                .collect();
-            // SAFETY: the features were checked above.
-            let simd = unsafe { dot_f16_f16c(&h, &q) };
-            assert!((simd - dot_f16(&h, &q)).abs() < 1e-5, "n={n}");
+                .zip(&q)
+                .map(|(h, &x)| f64::from(h.to_f32()) * f64::from(x))
+                .sum();
+            let h: Vec<u8> = halves.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let plain = f64::from(dot_f16(&h, &q));
+            assert!(
+                (plain - want).abs() < 1e-4,
+                "plain n={n}: {plain} vs {want}"
+            );
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
+            {
+                // SAFETY: the features were checked just above.
+                let simd = f64::from(unsafe { dot_f16_f16c(&h, &q) });
+                assert!((simd - want).abs() < 1e-4, "f16c n={n}: {simd} vs {want}");
+            }
         }
     }
 
