@@ -15,6 +15,7 @@ from visualbyte_export.evaluate import (
     CONTRACT_KEY,
     OnnxEmbedder,
     RuntimeEmbedder,
+    answer_outcomes,
     find_runtime_binary,
     normalise_pixels,
     read_contract,
@@ -312,3 +313,22 @@ def test_posterior_output_exports_class_space_vectors_every_backend_agrees_on(tm
         x = torch.from_numpy(normalise_pixels(pixels))
         predicted = net.classify(net.embed(x)).argmax(1).numpy()
     assert (got.argmax(1) == predicted).all()
+
+
+def test_answer_outcomes_count_right_and_wrong_confident_answers():
+    g = np.eye(3, dtype=np.float32)  # one gallery picture per class 0, 1, 2
+    gy = np.array([0, 1, 2])
+    q = np.array(
+        [[1.0, 0, 0], [0.6, 0.8, 0], [0, 0.95, 0.31], [0.58, 0.58, 0.58]], dtype=np.float32
+    )
+    qy = np.array([0, 0, 2, 1])
+    # Best matches: class 0 at 1.0 (right), class 1 at 0.8 (wrong), class 1 at 0.95 (wrong),
+    # class 0 at 0.58 (wrong).
+    out = answer_outcomes(q, qy, g, gy, threshold=0.9)
+    assert out == {"accepted_right": 0.25, "accepted_wrong": 0.25}
+    out = answer_outcomes(q, qy, g, gy, threshold=0.5)
+    assert out == {"accepted_right": 0.25, "accepted_wrong": 0.75}
+    assert answer_outcomes(q, qy, g, gy, threshold=1.5) == {
+        "accepted_right": 0.0,
+        "accepted_wrong": 0.0,
+    }

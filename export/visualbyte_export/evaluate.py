@@ -191,6 +191,22 @@ def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> dict:
     }
 
 
+def answer_outcomes(
+    q: np.ndarray, qy: np.ndarray, g: np.ndarray, gy: np.ndarray, threshold: float
+) -> dict:
+    """What a robot says to true questions at ``threshold``: the share answered with the right class
+    (best match at or above it, of the question's class) and the share answered with a wrong one."""
+    if not len(q) or not len(g):
+        return {"accepted_right": float("nan"), "accepted_wrong": float("nan")}
+    s = q @ g.T
+    accepted = s.max(axis=1) >= threshold
+    right = gy[s.argmax(axis=1)] == qy
+    return {
+        "accepted_right": float((accepted & right).mean()),
+        "accepted_wrong": float((accepted & ~right).mean()),
+    }
+
+
 # -------------------------------------------------------------------------------- ONNX metadata
 def read_contract(model: Path) -> dict:
     import onnx
@@ -557,6 +573,12 @@ def write_model_card(
         f"{cal.get('text_unknown_rejected', nan):.3f}, spoken "
         f"{cal.get('audio_unknown_rejected', nan):.3f}; n={cal['n_unknown']})",
         "",
+        "At this threshold the true held-out questions are answered with the right class "
+        f"{cal.get('accepted_right', nan):.1%} of the time and with a wrong one "
+        f'{cal.get("accepted_wrong", nan):.1%} of the time (the rest: "not in memory"). '
+        "The rule above does not weigh the wrong answers; a robot that must not guess may "
+        "want a higher threshold (`--threshold` in the runtime).",
+        "",
         "## Per class (mean R@1 over the three query modalities)",
         "",
     ]
@@ -780,6 +802,15 @@ def main(argv: list[str] | None = None) -> int:
         cal[f"{m}_true_accepted"] = float((best_scores(emb[m], g) >= t).mean())
         if m in neg:
             cal[f"{m}_unknown_rejected"] = float((best_scores(neg[m], g) < t).mean())
+    cal.update(
+        answer_outcomes(
+            np.concatenate([emb["text"], emb["audio"]]),
+            np.concatenate([ev["y"]["text"], ev["y"]["audio"]]),
+            g,
+            ev["y"]["image"],
+            cal["threshold"],
+        )
+    )
     res["threshold"] = cal
 
     res["variants"] = {}
