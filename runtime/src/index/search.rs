@@ -196,6 +196,14 @@ impl QueryI16 {
             unscale: 1.0 / s,
         }
     }
+
+    /// The form an f32 or f16 memory's search carries: nothing (and no allocation).
+    fn unused() -> Self {
+        Self {
+            values: Vec::new(),
+            unscale: 1.0,
+        }
+    }
 }
 
 /// `codes · q` for a row of i8 codes (`row.len() <= q.len()`), exactly, in integers; the caller
@@ -323,10 +331,14 @@ pub(crate) fn search(
         return Ok(Vec::new());
     }
     let section = &bytes[layout.vectors_offset..layout.vectors_offset + layout.vectors_len];
-    let query_i16 = (layout.header.vector_type == VectorType::I8).then(|| QueryI16::new(query));
+    let query_i16 = if layout.header.vector_type == VectorType::I8 {
+        QueryI16::new(query)
+    } else {
+        QueryI16::unused()
+    };
     let query = Query {
         f32: query,
-        i16: query_i16.as_ref(),
+        i16: &query_i16,
     };
     let threads = search_threads().min(count / MIN_PER_THREAD).max(1);
     if threads == 1 {
@@ -362,8 +374,8 @@ pub(crate) fn search(
 #[derive(Clone, Copy)]
 struct Query<'a> {
     f32: &'a [f32],
-    /// Present for an i8 memory.
-    i16: Option<&'a QueryI16>,
+    /// Rounded for an i8 memory ([`QueryI16::unused`] for the others).
+    i16: &'a QueryI16,
 }
 
 /// Scores rows `rows` of the vector section into `top`, with the best kernels this CPU has.
@@ -378,9 +390,9 @@ fn scan(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         let vt = layout.header.vector_type;
-        if let (VectorType::I8, Some(q)) = (vt, query.i16) {
+        if vt == VectorType::I8 {
             // SAFETY: the CPU has AVX2, checked just above.
-            unsafe { scan_i8_avx2(layout, section, q, inv, rows, top) };
+            unsafe { scan_i8_avx2(layout, section, query.i16, inv, rows, top) };
         } else if vt == VectorType::F16 && std::arch::is_x86_feature_detected!("f16c") {
             // SAFETY: the CPU has AVX2, FMA and F16C, checked just above.
             unsafe { scan_f16_f16c(layout, section, query.f32, inv, rows, top) };
@@ -455,7 +467,7 @@ fn scan_rows(
     rows: std::ops::Range<usize>,
     top: &mut TopK,
 ) {
-    let Query { f32: query, i16 } = query;
+    let Query { f32: query, i16: q } = query;
     let dim = layout.header.dim;
     let count = layout.header.count;
     let first = rows.start;
@@ -473,7 +485,6 @@ fn scan_rows(
             }
         }
         VectorType::I8 => {
-            let Some(q) = i16 else { return };
             let (scales, codes) = section.split_at(4 * count);
             let codes = &codes[dim * rows.start..dim * rows.end];
             let scales = &scales[4 * rows.start..4 * rows.end];
