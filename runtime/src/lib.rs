@@ -5,7 +5,8 @@
 //! `index` (cosine top-k over the image memory) → `query` (the answer, with "not in memory").
 //!
 //! The `onnx` feature (on by default) builds the stages that run the model with tract: `model`'s
-//! `Embedder`, `query`, `demo` and `parallel`. Without it the crate is the parsers and renderers alone
+//! `Embedder`, `query`, `demo`, `parallel` and the operators it swaps into tract's plan
+//! (`depthwise`, `pointwise`, `gelu`). Without it the crate is the parsers and renderers alone
 //! (`contract`, `index`, `render`, `board`, `source`, …), which is what the fuzz targets build.
 pub mod bench;
 pub mod board;
@@ -25,6 +26,8 @@ pub mod index;
 pub mod model;
 #[cfg(feature = "onnx")]
 pub mod parallel;
+#[cfg(feature = "onnx")]
+pub mod pointwise;
 #[cfg(feature = "onnx")]
 pub mod query;
 pub mod render;

@@ -365,7 +365,7 @@ impl Embedder {
 /// Time spent in one kind of operator of the optimised graph, per embedding.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OpTime {
-    /// The operator's name in the optimised plan (e.g. `OptMatMul`, `PaddedDepthWise`, `FastGelu`).
+    /// The operator's name in the optimised plan (e.g. `Pointwise`, `OptMatMul`, `PaddedDepthWise`).
     pub op: String,
     /// Nodes of this kind in the plan.
     pub nodes: usize,
@@ -448,10 +448,11 @@ fn check_graph(
 }
 
 /// Fixes the batch axis to `batch` and optimises: tract runs fixed shapes 2–3× faster than symbolic ones.
-/// Between tract's decluttering and its code generation, two of tract's operators are swapped for
-/// VisualByte's: depthwise convolutions for [`PaddedDepthWise`](crate::depthwise::PaddedDepthWise) and
-/// exact GELUs for [`FastGelu`](crate::gelu::FastGelu) (set `VISUALBYTE_TRACT_OPS=1` to keep tract's
-/// own, e.g. to compare them with `visualbyte bench --ops`).
+/// Between tract's decluttering and its code generation, three of tract's operators are swapped for
+/// VisualByte's: depthwise convolutions for [`PaddedDepthWise`](crate::depthwise::PaddedDepthWise),
+/// exact GELUs for [`FastGelu`](crate::gelu::FastGelu), and 1×1 convolutions for
+/// [`Pointwise`](crate::pointwise::Pointwise), which also takes over a GELU that follows one (set
+/// `VISUALBYTE_TRACT_OPS=1` to keep tract's own, e.g. to compare them with `visualbyte bench --ops`).
 fn plan(
     typed: &TypedModel,
     symbol: Option<&tract_onnx::prelude::Symbol>,
@@ -472,9 +473,10 @@ fn plan(
         let t = Instant::now();
         let dw = crate::depthwise::replace_depthwise(&mut model)?;
         let gelu = crate::gelu::replace_gelu(&mut model)?;
+        let (pw, fused) = crate::pointwise::replace_pointwise(&mut model)?;
         log::debug!(
             "model load (batch {batch}): {dw} depthwise convolutions as PaddedDepthWise, {gelu} GELUs \
-             as FastGelu {}",
+             as FastGelu, {pw} 1×1 convolutions as Pointwise ({fused} with their GELU fused) {}",
             ms(t)
         );
     }

@@ -48,7 +48,7 @@ pub struct BenchArgs {
     #[arg(long)]
     scratch: Option<PathBuf>,
     /// Also time every operator of the model's plan over the runs and print where one embedding's time
-    /// goes, per operator kind (`OptMatMul`, `PaddedDepthWise`, `FastGelu`, …).
+    /// goes, per operator kind (`Pointwise`, `PaddedDepthWise`, `OptMatMul`, …).
     #[arg(long)]
     ops: bool,
     /// Print JSON instead of a table.
