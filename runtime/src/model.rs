@@ -262,7 +262,8 @@ impl Embedder {
             reason: format!("{e:#}"),
         };
         let tensor = self.input_tensor(images).map_err(tract_err)?;
-        let outputs = plan.run(tvec!(tensor.into_tvalue())).map_err(tract_err)?;
+        let outputs = crate::parallel::in_inference_pool(|| plan.run(tvec!(tensor.into_tvalue())))
+            .map_err(tract_err)?;
         let output = outputs
             .first()
             .ok_or_else(|| tract_err(anyhow::anyhow!("the graph gave no output")))?;

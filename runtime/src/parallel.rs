@@ -2,13 +2,29 @@
 //! installs, process-wide, tract's multithreaded matrix-multiply executor (a rayon pool of `n` threads,
 //! the `multithread-mm` feature) or goes back to one thread.
 //!
-//! The same executor splits VisualByte's own operators (`depthwise`, `gelu`). On the 2-vCPU x86_64 VM
-//! the benchmarks ran on, a second thread makes one 96 px embedding only ~1.1–1.3× faster, and only with
-//! tract's panel gate off ([`DEFAULT_PANEL_THRESHOLD`]; `BENCHMARKS.md`); a board profile's `threads` and
-//! `--threads` choose the count, and 1 keeps the single-threaded path.
-use std::sync::Arc;
+//! The same executor splits VisualByte's own operators (`depthwise`, `pointwise`, `gelu`), and each
+//! model run starts on one of its threads ([`in_inference_pool`]). On the 2-vCPU x86_64 VM the
+//! benchmarks ran on, a second thread makes one 96 px embedding ~1.3–1.4× faster, with tract's panel
+//! gate off ([`DEFAULT_PANEL_THRESHOLD`]; `BENCHMARKS.md`); a board profile's `threads` and `--threads`
+//! choose the count, and 1 keeps the single-threaded path.
+use std::sync::{Arc, RwLock};
 
 use tract_linalg::multithread::{set_default_executor, Executor};
+
+/// The pool of [`set_inference_threads`] (none for one thread), for [`in_inference_pool`].
+static POOL: RwLock<Option<Arc<rayon::ThreadPool>>> = RwLock::new(None);
+
+/// Runs `f` on one of the inference threads when there are several, so that the operators' splits
+/// inside it start from a pool thread (the caller's share runs there, the others steal it) instead of
+/// handing each operator from the caller's thread to the pool and waiting on it, once per operator.
+/// With one thread, runs `f` here.
+pub fn in_inference_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let pool = POOL.read().ok().and_then(|p| p.clone());
+    match pool {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
+}
 
 /// The most inference threads accepted.
 pub const MAX_THREADS: usize = 256;
@@ -22,6 +38,9 @@ pub fn set_inference_threads(n: usize) -> Result<(), String> {
     }
     if n == 1 {
         set_default_executor(Executor::SingleThread);
+        if let Ok(mut p) = POOL.write() {
+            *p = None;
+        }
         crate::index::set_search_threads(1);
         return Ok(());
     }
@@ -31,7 +50,11 @@ pub fn set_inference_threads(n: usize) -> Result<(), String> {
         .thread_name(|i| format!("visualbyte-infer-{i}"))
         .build()
         .map_err(|e| format!("cannot start {n} inference threads: {e}"))?;
-    set_default_executor(Executor::MultiThread(Arc::new(pool)));
+    let pool = Arc::new(pool);
+    set_default_executor(Executor::MultiThread(pool.clone()));
+    if let Ok(mut p) = POOL.write() {
+        *p = Some(pool);
+    }
     crate::index::set_search_threads(n);
     Ok(())
 }
@@ -83,5 +106,15 @@ mod tests {
     fn zero_or_too_many_threads_are_refused() {
         assert!(set_inference_threads(0).unwrap_err().contains("outside"));
         assert!(set_inference_threads(MAX_THREADS + 1).is_err());
+    }
+
+    #[test]
+    fn model_runs_start_on_an_inference_thread_when_there_are_several_and_inline_with_one() {
+        set_inference_threads(2).unwrap();
+        let inside = in_inference_pool(rayon::current_thread_index);
+        set_inference_threads(1).unwrap();
+        let after = in_inference_pool(rayon::current_thread_index);
+        assert!(inside.is_some(), "ran on {inside:?}");
+        assert_eq!(after, None);
     }
 }
