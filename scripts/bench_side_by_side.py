@@ -58,8 +58,12 @@ def timeit(fn, runs: int, warmup: int = 3) -> dict:
     return stats(out)
 
 
-def ours(binary: Path, threads: int, runs: int, search: bool) -> dict:
+def ours(
+    binary: Path, model: Path, index: Path, threads: int, runs: int, search: bool
+) -> dict:
+    """``visualbyte bench`` on ``model`` (and the memory ``index`` built with it)."""
     cmd = [str(binary), "bench", "--json", "--threads", str(threads), "--runs", str(runs), "--ops"]
+    cmd += ["--model", str(model), "--index", str(index)]
     cmd += [
         "--search-sizes",
         "100000" if search else "0",
@@ -198,6 +202,12 @@ def main() -> None:
     )
     ap.add_argument("--model", type=Path, default=ROOT / "models/visualbyte.onnx")
     ap.add_argument(
+        "--index",
+        type=Path,
+        default=ROOT / "models/memory.vbi",
+        help="the image-memory index built with --model (for the search stage of our bench)",
+    )
+    ap.add_argument(
         "--checkpoint", type=Path, help="the training checkpoint the model was exported from"
     )
     ap.add_argument("--threads", default="1,2")
@@ -239,7 +249,7 @@ def main() -> None:
     per_threads = {}
     for t in threads:
         print(f"threads {t}: VisualByte …", file=sys.stderr)
-        vb = ours(args.bin, t, runs, search=(t == threads[0]))
+        vb = ours(args.bin, args.model, args.index, t, runs, search=(t == threads[0]))
         sess = ort_session(args.model, t)
         name = sess.get_inputs()[0].name
         print(f"threads {t}: onnxruntime …", file=sys.stderr)
@@ -413,8 +423,10 @@ def main() -> None:
     ops_t = res["ops"]["tract"]
     ops_o = res["ops"]["onnxruntime"]
     op_lines = [
-        f"Where one embedding's time goes ({res['ops']['threads']} thread, ms per embedding, "
-        "summed per operator kind; each runtime's own profiler):",
+        (
+            f"Where one embedding's time goes ({res['ops']['threads']} thread, ms per embedding, "
+            "summed per operator kind; each runtime's own profiler):"
+        ),
         "",
         "| tract operator | nodes | ms | | onnxruntime operator | ms |",
         "|---|---|---|---|---|---|",

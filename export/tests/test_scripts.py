@@ -1,5 +1,8 @@
-"""The test command's own shell helpers (scripts/deadline.sh), run with fake commands."""
+"""The repository's scripts, run with fake commands: the test command's shell helpers
+(scripts/deadline.sh) and the side-by-side benchmark's call of the runtime."""
 
+import importlib.util
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -65,3 +68,29 @@ def test_a_native_test_run_that_hangs_says_so_instead_of_a_bare_timeout_status(t
         f"no result after 2 s: the run hung and was stopped (the last test it started is in {log})"
         in out.stdout
     )
+
+
+def test_side_by_side_benchmarks_our_binary_on_the_model_it_was_given(tmp_path):
+    """It ran `visualbyte bench` on the default model whatever `--model` said, so a comparison of
+    another model set our default's timings beside onnxruntime's timings of the other one."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_side_by_side", REPO / "scripts" / "bench_side_by_side.py"
+    )
+    bsb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bsb)
+    argv = tmp_path / "argv"
+    fake = tmp_path / "visualbyte"
+    fake.write_text(
+        f'#!/bin/bash\nprintf "%s\\n" "$@" > "{argv}"\n'
+        + "echo '"
+        + json.dumps({"stages": [{"name": "embed", "median_ms": 1.0}]})
+        + "'\n"
+    )
+    fake.chmod(0o755)
+    model, index = tmp_path / "other.onnx", tmp_path / "other.vbi"
+    report = bsb.ours(fake, model, index, threads=2, runs=5, search=False)
+    args = argv.read_text().split("\n")
+    assert args[args.index("--model") + 1] == str(model)
+    assert args[args.index("--index") + 1] == str(index)
+    assert args[args.index("--threads") + 1] == "2"
+    assert report["by_name"]["embed"]["median_ms"] == 1.0
