@@ -15,6 +15,7 @@ from visualbyte_export.evaluate import (
     CONTRACT_KEY,
     OnnxEmbedder,
     RuntimeEmbedder,
+    _export_command,
     answer_outcomes,
     find_runtime_binary,
     normalise_pixels,
@@ -313,6 +314,14 @@ def test_posterior_output_exports_class_space_vectors_every_backend_agrees_on(tm
         x = torch.from_numpy(normalise_pixels(pixels))
         predicted = net.classify(net.embed(x)).argmax(1).numpy()
     assert (got.argmax(1) == predicted).all()
+
+
+def test_the_card_recreates_an_f16_weights_model_with_its_weights_flag():
+    f16 = _export_command({"output": "posterior", "weights": "f16"}, "DS")
+    assert "--output posterior --weights f16 --data DS --require-runtime" in f16
+    f32 = _export_command({"output": "posterior", "weights": "f32"}, "DS")
+    assert "--weights" not in f32 and "--output posterior --data DS" in f32
+    assert "--output embedding" in _export_command({}, "DS")
 
 
 def test_answer_outcomes_count_right_and_wrong_confident_answers():

@@ -433,6 +433,17 @@ def _train_command(args: dict, dataset: str, name: str = "default", init: str | 
     return " \\\n  ".join(parts)
 
 
+def _export_command(info: dict, data: str) -> str:
+    """The `export` call that made the model: its output and, when not f32, its weights' type."""
+    weights = info.get("weights", "f32")
+    return (
+        "python -m visualbyte_export export --checkpoint RUN/last.pt --out models/visualbyte.onnx "
+        f"--output {info.get('output', 'embedding')} "
+        + (f"--weights {weights} " if weights != "f32" else "")
+        + f"--data {data} --require-runtime"
+    )
+
+
 def _backbone_note(args: dict) -> str:
     """`` with {...}`` for the timm overrides a run used (e.g. BatchNorm instead of LayerNorm)."""
     raw = args.get("backbone_kwargs")
@@ -629,8 +640,7 @@ def write_model_card(
         "## Re-create",
         "```",
         _train_commands(args, info.get("init_recipe") or [], info.get("dataset") or "DATASET"),
-        "python -m visualbyte_export export --checkpoint RUN/last.pt --out models/visualbyte.onnx "
-        f"--output {info.get('output', 'embedding')} --data {data} --require-runtime",
+        _export_command(info, data),
         f"python -m visualbyte_export evaluate --model models/visualbyte.onnx --data {data}",
         "```",
     ]
