@@ -96,3 +96,21 @@ fn demo_answers_every_shipped_sample_in_order() {
             .is_some_and(|h| !h.is_empty()));
     }
 }
+
+#[test]
+fn the_default_models_convolutions_and_gelus_run_as_visualbytes_own_operators() {
+    // Guards the speed-ups against a change of tract's graph that they match (a tract upgrade): every
+    // 7×7 depthwise convolution runs as PaddedDepthWise, every ConvNeXt block's two 1×1 convolutions
+    // (and the projector's two Linear layers) as Pointwise, and every GELU inside one of them.
+    let embedder = Embedder::load(&models().join("visualbyte.onnx")).unwrap();
+    let size = embedder.input_size();
+    let ops = embedder
+        .profile_ops(&image::RgbImage::new(size, size), 1)
+        .unwrap();
+    let nodes = |name: &str| ops.iter().find(|o| o.op == name).map_or(0, |o| o.nodes);
+    let depthwise = nodes("PaddedDepthWise");
+    assert!(depthwise >= 1, "{ops:?}");
+    assert_eq!(nodes("Pointwise"), 2 * depthwise + 2, "{ops:?}");
+    assert_eq!(nodes("FastGelu"), 0, "{ops:?}");
+    assert!(!ops.iter().any(|o| o.op == "DepthWiseConv"), "{ops:?}");
+}
