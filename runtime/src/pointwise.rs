@@ -125,28 +125,23 @@ impl PackedWeights {
 /// Equal when they compute the same: same shape, bit-identical values.
 impl PartialEq for PackedWeights {
     fn eq(&self, other: &Self) -> bool {
-        fn bits(v: &[f32]) -> Vec<u32> {
-            v.iter().map(|x| x.to_bits()).collect()
+        fn same<T: Copy, B: PartialEq>(a: &[T], b: &[T], bits: impl Fn(T) -> B) -> bool {
+            a.iter().map(|&x| bits(x)).eq(b.iter().map(|&x| bits(x)))
         }
         let panels = match (&self.panels, &other.panels) {
-            (Panels::F32(a), Panels::F32(b)) => Arc::ptr_eq(a, b) || bits(a) == bits(b),
-            (Panels::F16(a), Panels::F16(b)) => {
-                Arc::ptr_eq(a, b)
-                    || a.iter()
-                        .map(|x| x.to_bits())
-                        .eq(b.iter().map(|x| x.to_bits()))
-            }
+            (Panels::F32(a), Panels::F32(b)) => same(a, b, f32::to_bits),
+            (Panels::F16(a), Panels::F16(b)) => same(a, b, half::f16::to_bits),
             _ => false,
         };
         let scale = match (&self.scale, &other.scale) {
-            (Some(a), Some(b)) => bits(a) == bits(b),
+            (Some(a), Some(b)) => same(a, b, f32::to_bits),
             (None, None) => true,
             _ => false,
         };
         self.cin == other.cin
             && self.cout == other.cout
             && panels
-            && bits(&self.bias) == bits(&other.bias)
+            && same(&self.bias, &other.bias, f32::to_bits)
             && scale
     }
 }
@@ -619,106 +614,83 @@ macro_rules! by_cols {
     };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx2(
-    panel: &[f32],
-    x: &[f32],
-    hw: usize,
-    cin: usize,
-    cols: usize,
-    e: Epilogue,
-    out: &mut [f32],
-    stride: usize,
-) {
-    by_cols!(tile_avx2_n, panel, x, hw, cin, cols, e, out, stride)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx2_f16(
-    panel: &[half::f16],
-    x: &[f32],
-    hw: usize,
-    cin: usize,
-    cols: usize,
-    e: Epilogue,
-    out: &mut [f32],
-    stride: usize,
-) {
-    by_cols!(tile_avx2_f16_n, panel, x, hw, cin, cols, e, out, stride)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2_n<const N: usize>(
-    panel: &[f32],
-    x: &[f32],
-    hw: usize,
-    cin: usize,
-    e: Epilogue,
-    out: &mut [f32],
-    stride: usize,
-) {
-    use std::arch::x86_64::*;
-    debug_assert!(panel.len() >= cin * MR && x.len() >= (cin - 1) * hw + N);
-    let mut lo = [_mm256_setzero_ps(); N];
-    let mut hi = [_mm256_setzero_ps(); N];
-    let (mut wp, mut xp) = (panel.as_ptr(), x.as_ptr());
-    for _ in 0..cin {
-        let w0 = _mm256_loadu_ps(wp);
-        let w1 = _mm256_loadu_ps(wp.add(8));
-        for j in 0..N {
-            let v = _mm256_broadcast_ss(&*xp.add(j));
-            lo[j] = _mm256_fmadd_ps(w0, v, lo[j]);
-            hi[j] = _mm256_fmadd_ps(w1, v, hi[j]);
+/// An AVX2 + FMA tile kernel for panels of `$t`: `$name` picks the instantiation of `$name_n` for the
+/// column count; `|$p| $load` turns a pointer to 8 panel values into 8 f32 lanes.
+macro_rules! avx2_tile {
+    ($name:ident, $name_n:ident, $t:ty, $features:literal, |$p:ident| $load:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            panel: &[$t],
+            x: &[f32],
+            hw: usize,
+            cin: usize,
+            cols: usize,
+            e: Epilogue,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            by_cols!($name_n, panel, x, hw, cin, cols, e, out, stride)
         }
-        wp = wp.add(MR);
-        xp = xp.add(hw);
-    }
-    let mut acc = [[0f32; MR]; NR];
-    for j in 0..N {
-        _mm256_storeu_ps(acc[j].as_mut_ptr(), lo[j]);
-        _mm256_storeu_ps(acc[j].as_mut_ptr().add(8), hi[j]);
-    }
-    store(&acc, N, e, out, stride);
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name_n<const N: usize>(
+            panel: &[$t],
+            x: &[f32],
+            hw: usize,
+            cin: usize,
+            e: Epilogue,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            use std::arch::x86_64::*;
+            debug_assert!(panel.len() >= cin * MR && x.len() >= (cin - 1) * hw + N);
+            let mut lo = [_mm256_setzero_ps(); N];
+            let mut hi = [_mm256_setzero_ps(); N];
+            let (mut wp, mut xp) = (panel.as_ptr(), x.as_ptr());
+            for _ in 0..cin {
+                let w0 = {
+                    let $p = wp;
+                    $load
+                };
+                let w1 = {
+                    let $p = wp.add(8);
+                    $load
+                };
+                for j in 0..N {
+                    let v = _mm256_broadcast_ss(&*xp.add(j));
+                    lo[j] = _mm256_fmadd_ps(w0, v, lo[j]);
+                    hi[j] = _mm256_fmadd_ps(w1, v, hi[j]);
+                }
+                wp = wp.add(MR);
+                xp = xp.add(hw);
+            }
+            let mut acc = [[0f32; MR]; NR];
+            for j in 0..N {
+                _mm256_storeu_ps(acc[j].as_mut_ptr(), lo[j]);
+                _mm256_storeu_ps(acc[j].as_mut_ptr().add(8), hi[j]);
+            }
+            store(&acc, N, e, out, stride);
+        }
+    };
 }
 
-/// As [`tile_avx2_n`], the panel widened from f16 as it is read (`vcvtph2ps`).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_avx2_f16_n<const N: usize>(
-    panel: &[half::f16],
-    x: &[f32],
-    hw: usize,
-    cin: usize,
-    e: Epilogue,
-    out: &mut [f32],
-    stride: usize,
-) {
-    use std::arch::x86_64::*;
-    debug_assert!(panel.len() >= cin * MR && x.len() >= (cin - 1) * hw + N);
-    let mut lo = [_mm256_setzero_ps(); N];
-    let mut hi = [_mm256_setzero_ps(); N];
-    let (mut wp, mut xp) = (panel.as_ptr(), x.as_ptr());
-    for _ in 0..cin {
-        let w0 = _mm256_cvtph_ps(_mm_loadu_si128(wp.cast()));
-        let w1 = _mm256_cvtph_ps(_mm_loadu_si128(wp.add(8).cast()));
-        for j in 0..N {
-            let v = _mm256_broadcast_ss(&*xp.add(j));
-            lo[j] = _mm256_fmadd_ps(w0, v, lo[j]);
-            hi[j] = _mm256_fmadd_ps(w1, v, hi[j]);
-        }
-        wp = wp.add(MR);
-        xp = xp.add(hw);
-    }
-    let mut acc = [[0f32; MR]; NR];
-    for j in 0..N {
-        _mm256_storeu_ps(acc[j].as_mut_ptr(), lo[j]);
-        _mm256_storeu_ps(acc[j].as_mut_ptr().add(8), hi[j]);
-    }
-    store(&acc, N, e, out, stride);
-}
+avx2_tile!(
+    tile_avx2,
+    tile_avx2_n,
+    f32,
+    "avx2,fma",
+    |p| _mm256_loadu_ps(p)
+);
+// The panel widened from f16 as it is read (`vcvtph2ps`).
+avx2_tile!(
+    tile_avx2_f16,
+    tile_avx2_f16_n,
+    half::f16,
+    "avx2,fma,f16c",
+    |p| _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+);
 
 #[cfg(target_arch = "aarch64")]
 #[allow(clippy::too_many_arguments)]
