@@ -53,7 +53,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=(rustc-web cargo-web "libstd-rust-web-dev:$deb_arch" "gcc-$gnu" "libc6-dev-$deb_arch-cross"
     "libc6:$deb_arch" qemu-user qemu-user-binfmt binfmt-support pkg-config file "libasound2-dev:$deb_arch")
 
-installed_version() { dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^installed //p'; }
+# Empty for a package that is not installed. Never fails: under `set -e -o pipefail`, dpkg-query's exit status
+# for an unknown package would otherwise end the script at `host=$(installed_version rustc-web)`.
+installed_version() {
+    { dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null || true; } | sed -n 's/^installed //p'
+}
 
 missing_packages() {
     local p

@@ -1,5 +1,6 @@
 """The repository's scripts, run with fake commands: the test command's shell helpers
-(scripts/deadline.sh) and the side-by-side benchmark's call of the runtime."""
+(scripts/deadline.sh), the aarch64 toolchain install (scripts/cross-debian.sh) and the side-by-side
+benchmark's call of the runtime."""
 
 import importlib.util
 import json
@@ -9,6 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_SH = REPO / "scripts" / "deadline.sh"
+CROSS_SH = REPO / "scripts" / "cross-debian.sh"
 
 # A command that counts its runs in a file, hangs on the runs listed in HANG_ON, then exits with
 # EXIT_CODE.
@@ -94,3 +96,55 @@ def test_side_by_side_benchmarks_our_binary_on_the_model_it_was_given(tmp_path):
     assert args[args.index("--index") + 1] == str(index)
     assert args[args.index("--threads") + 1] == "2"
     assert report["by_name"]["embed"]["median_ms"] == 1.0
+
+
+# A Debian machine on which nothing is installed until the fake apt-get runs: dpkg-query fails for
+# every package (as the real one does for an unknown package) until then, and reports each one
+# installed after.
+FAKE_DEBIAN = {
+    "dpkg-query": """#!/bin/sh
+[ -f "$STATE/installed" ] || exit 1
+echo "installed 1.0"
+""",
+    "apt-get": """#!/bin/sh
+echo "apt-get $*" >> "$STATE/calls"
+case " $* " in *" install "*) touch "$STATE/installed" ;; esac
+exit 0
+""",
+    "dpkg": """#!/bin/sh
+echo "dpkg $*" >> "$STATE/calls"
+""",
+    "mount": "#!/bin/sh\nexit 0\n",
+    "sh": "#!/bin/bash\necho \"sh $*\" >> \"$STATE/calls\"\n",
+}
+
+
+def test_the_aarch64_install_step_installs_the_toolchain_on_a_machine_without_rustc_web(tmp_path):
+    """On a brand-new machine the install step ended, silently and with an error, at
+    `host=$(installed_version rustc-web)`: dpkg-query fails for a package that is not installed,
+    and the script runs under `set -e -o pipefail`. CI on a fresh machine failed in its first
+    stage."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in FAKE_DEBIAN.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        STATE=str(tmp_path),
+        VISUALBYTE_CACHE=str(tmp_path / "cache"),
+    )
+    out = subprocess.run(
+        ["bash", str(CROSS_SH), "aarch64", "install"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "dpkg --add-architecture arm64" in calls
+    install = next(line for line in calls.splitlines() if " install " in line)
+    for package in ("rustc-web", "libstd-rust-web-dev:arm64", "gcc-aarch64-linux-gnu", "qemu-user"):
+        assert package in install.split(), install
