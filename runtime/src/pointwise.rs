@@ -7,7 +7,8 @@
 //! group, a constant kernel and bias, output channels a multiple of 16) for [`Pointwise`]: the weights are
 //! packed once, at load, in panels of 16 output channels; each 16-channel × 6-point tile of the output
 //! stays in registers through the whole input-channel sum, reading the activations where they lie (no
-//! packing per call). AVX2 + FMA are chosen at run time on x86_64, NEON on aarch64, plain Rust elsewhere.
+//! packing per call). AVX-512 (16 channels × 12 points per tile), else AVX2 + FMA (16 × 6), are chosen
+//! at run time on x86_64, NEON on aarch64, plain Rust elsewhere.
 //! When the convolution's only consumer is a GELU, the GELU runs on each tile of 16 channels while it is
 //! still in cache (the same [`gelu_in_place`](crate::gelu::gelu_in_place) as
 //! [`FastGelu`](crate::gelu::FastGelu)), and the GELU node goes.
@@ -22,8 +23,11 @@ use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
 /// Output channels per weight panel (and per tile).
 pub const MR: usize = 16;
-/// Points per tile.
+/// Points per tile of the AVX2, NEON and plain kernels.
 const NR: usize = 6;
+/// Points per tile of the AVX-512 kernels (16 channels fill one register: 12 accumulators). 12 divides
+/// ConvNeXt's 96 px planes of 576, 144 and 36 points; the 3×3 stage is one tile of 9.
+const NR_AVX512: usize = 12;
 
 /// 1×1 convolution over `[N, Cin, H, W]` f32 with its weights packed at load, optionally followed by
 /// GELU. One input: the data.
@@ -451,9 +455,25 @@ struct Epilogue<'a> {
 }
 
 /// One tile: `out[r·stride + j] = epilogue(Σ_ci panel[ci·MR + r] · x[ci·hw + j])`, `r < MR`,
-/// `j < cols` (`cols ≤ NR`). Callers guarantee `panel` holds `cin·MR` values, `x`
-/// `(cin − 1)·hw + cols` and `out` `(MR − 1)·stride + cols`.
+/// `j < cols` (`cols ≤` the kernel's [`Tile::cols`]). Callers guarantee `panel` holds `cin·MR` values,
+/// `x` `(cin − 1)·hw + cols` and `out` `(MR − 1)·stride + cols`.
 type TileFn<T> = unsafe fn(&[T], &[f32], usize, usize, usize, Epilogue, &mut [f32], usize);
+
+/// A tile kernel and the most points it computes per call.
+#[derive(Clone, Copy)]
+struct Tile<T> {
+    run: TileFn<T>,
+    cols: usize,
+}
+
+impl<T: PanelValue> Tile<T> {
+    fn plain() -> Self {
+        Tile {
+            run: tile_plain::<T>,
+            cols: NR,
+        }
+    }
+}
 
 /// Output channels `first·MR ..` of one item: `out` holds whole `MR`-channel panels of `hw` points,
 /// `x` the item's `[cin][hw]` data. GELU on each panel when `gelu`.
@@ -468,7 +488,7 @@ fn pointwise_panels(
     match &weights.panels {
         Panels::F32(p) => pointwise_panels_with(weights, p, first, x, out, hw, gelu, best_tile()),
         Panels::F16(p) => {
-            let tile = f16_tile().unwrap_or(tile_plain::<half::f16>);
+            let tile = f16_tile().unwrap_or_else(Tile::plain);
             pointwise_panels_with(weights, p, first, x, out, hw, gelu, tile)
         }
     }
@@ -483,7 +503,7 @@ fn pointwise_panels_with<T>(
     out: &mut [f32],
     hw: usize,
     gelu: bool,
-    tile: TileFn<T>,
+    tile: Tile<T>,
 ) {
     let cin = weights.cin;
     assert_eq!(x.len(), cin * hw);
@@ -499,10 +519,10 @@ fn pointwise_panels_with<T>(
         };
         let mut p = 0;
         while p < hw {
-            let cols = NR.min(hw - p);
+            let cols = tile.cols.min(hw - p);
             // SAFETY: `panel` has cin·MR values; `x[p..]` has (cin − 1)·hw + cols; `out[p..]` has
             // (MR − 1)·hw + cols; `tile` suits this CPU (best_tile, f16_tile) or is the plain one.
-            unsafe { tile(panel, &x[p..], hw, cin, cols, epilogue, &mut out[p..], hw) };
+            unsafe { (tile.run)(panel, &x[p..], hw, cin, cols, epilogue, &mut out[p..], hw) };
             p += cols;
         }
         if gelu {
@@ -511,32 +531,68 @@ fn pointwise_panels_with<T>(
     }
 }
 
-/// The f32 tile kernel for this CPU: AVX2 + FMA on x86_64 when present, NEON on aarch64, plain Rust
-/// elsewhere.
-fn best_tile() -> TileFn<f32> {
+/// The f32 tile kernel for this CPU: AVX-512 on x86_64 when present, else AVX2 + FMA, NEON on
+/// aarch64, plain Rust elsewhere.
+fn best_tile() -> Tile<f32> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        return tile_avx2;
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return Tile {
+            run: tile_avx512,
+            cols: NR_AVX512,
+        };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(tile) = avx2_tile() {
+        return tile;
     }
     #[cfg(target_arch = "aarch64")]
     {
-        return tile_neon;
+        return Tile {
+            run: tile_neon,
+            cols: NR,
+        };
     }
     #[allow(unreachable_code)]
-    tile_plain::<f32>
+    Tile::plain()
 }
 
-/// The f16-panel tile kernel, where the CPU converts half precision in hardware (x86_64 with AVX2,
-/// FMA and F16C). Elsewhere panels stay f32.
-fn f16_tile() -> Option<TileFn<half::f16>> {
+/// The AVX2 + FMA kernel where the CPU has them (also what [`best_tile`] falls back to without AVX-512).
+#[cfg(target_arch = "x86_64")]
+fn avx2_tile() -> Option<Tile<f32>> {
+    (std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+        .then_some(Tile {
+            run: tile_avx2,
+            cols: NR,
+        })
+}
+
+/// The f16-panel tile kernel, where the CPU converts half precision in hardware: x86_64 with AVX-512
+/// (`vcvtph2ps` on 16 lanes), else AVX2, FMA and F16C. Elsewhere panels stay f32.
+fn f16_tile() -> Option<Tile<half::f16>> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && std::arch::is_x86_feature_detected!("f16c")
-    {
-        return Some(tile_avx2_f16);
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return Some(Tile {
+            run: tile_avx512_f16,
+            cols: NR_AVX512,
+        });
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(tile) = avx2_f16_tile() {
+        return Some(tile);
     }
     None
+}
+
+/// The AVX2 + FMA + F16C kernel for f16 panels where the CPU has them.
+#[cfg(target_arch = "x86_64")]
+fn avx2_f16_tile() -> Option<Tile<half::f16>> {
+    (std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c"))
+    .then_some(Tile {
+        run: tile_avx2_f16,
+        cols: NR,
+    })
 }
 
 /// A panel element: f32, or f16 widened exactly.
@@ -585,7 +641,7 @@ unsafe fn tile_plain<T: PanelValue>(
 
 /// Writes `(acc[j][r] + bias[r])·scale[r]` to `out[r·stride + j]`.
 #[inline(always)]
-fn store(acc: &[[f32; MR]; NR], cols: usize, e: Epilogue, out: &mut [f32], stride: usize) {
+fn store(acc: &[[f32; MR]], cols: usize, e: Epilogue, out: &mut [f32], stride: usize) {
     for r in 0..MR {
         let row = &mut out[r * stride..r * stride + cols];
         let (b, g) = (e.bias[r], e.scale.map(|g| g[r]));
@@ -599,17 +655,13 @@ fn store(acc: &[[f32; MR]; NR], cols: usize, e: Epilogue, out: &mut [f32], strid
     }
 }
 
-/// One instantiation of `$kernel` per column count, so each keeps its accumulators in registers.
+/// One instantiation of `$kernel` per column count in `[..]`, so each keeps its accumulators in
+/// registers.
 macro_rules! by_cols {
-    ($kernel:ident, $panel:ident, $x:ident, $hw:ident, $cin:ident, $cols:ident, $e:ident, $out:ident, $stride:ident) => {
+    ([$($n:literal),+], $kernel:ident, $cols:ident, $args:tt) => {
         match $cols {
-            6 => $kernel::<6>($panel, $x, $hw, $cin, $e, $out, $stride),
-            5 => $kernel::<5>($panel, $x, $hw, $cin, $e, $out, $stride),
-            4 => $kernel::<4>($panel, $x, $hw, $cin, $e, $out, $stride),
-            3 => $kernel::<3>($panel, $x, $hw, $cin, $e, $out, $stride),
-            2 => $kernel::<2>($panel, $x, $hw, $cin, $e, $out, $stride),
-            1 => $kernel::<1>($panel, $x, $hw, $cin, $e, $out, $stride),
-            _ => unreachable!("tiles have 1..=6 columns"),
+            $($n => $kernel::<$n> $args,)+
+            _ => unreachable!("a tile of {} columns", $cols),
         }
     };
 }
@@ -630,7 +682,12 @@ macro_rules! avx2_tile {
             out: &mut [f32],
             stride: usize,
         ) {
-            by_cols!($name_n, panel, x, hw, cin, cols, e, out, stride)
+            by_cols!(
+                [6, 5, 4, 3, 2, 1],
+                $name_n,
+                cols,
+                (panel, x, hw, cin, e, out, stride)
+            )
         }
 
         #[cfg(target_arch = "x86_64")]
@@ -676,6 +733,90 @@ macro_rules! avx2_tile {
     };
 }
 
+/// An AVX-512 tile kernel for panels of `$t`: 16 channels × up to 12 points, one register per point.
+/// `|$p| $load` turns a pointer to 16 panel values into 16 f32 lanes. The bias and scale are applied
+/// in registers (the same two roundings as [`store`]); the 16 × N block is then written transposed.
+macro_rules! avx512_tile {
+    ($name:ident, $name_n:ident, $t:ty, |$p:ident| $load:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            panel: &[$t],
+            x: &[f32],
+            hw: usize,
+            cin: usize,
+            cols: usize,
+            e: Epilogue,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            by_cols!(
+                [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1],
+                $name_n,
+                cols,
+                (panel, x, hw, cin, e, out, stride)
+            )
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $name_n<const N: usize>(
+            panel: &[$t],
+            x: &[f32],
+            hw: usize,
+            cin: usize,
+            e: Epilogue,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            use std::arch::x86_64::*;
+            debug_assert!(panel.len() >= cin * MR && x.len() >= (cin - 1) * hw + N);
+            debug_assert!(e.bias.len() == MR && e.scale.is_none_or(|g| g.len() == MR));
+            let mut acc = [_mm512_setzero_ps(); N];
+            let (mut wp, mut xp) = (panel.as_ptr(), x.as_ptr());
+            for _ in 0..cin {
+                let w = {
+                    let $p = wp;
+                    $load
+                };
+                for j in 0..N {
+                    acc[j] = _mm512_fmadd_ps(w, _mm512_set1_ps(*xp.add(j)), acc[j]);
+                }
+                wp = wp.add(MR);
+                xp = xp.add(hw);
+            }
+            let bias = _mm512_loadu_ps(e.bias.as_ptr());
+            let mut rows = [[0f32; MR]; N];
+            match e.scale {
+                Some(g) => {
+                    let g = _mm512_loadu_ps(g.as_ptr());
+                    for j in 0..N {
+                        let v = _mm512_mul_ps(_mm512_add_ps(acc[j], bias), g);
+                        _mm512_storeu_ps(rows[j].as_mut_ptr(), v);
+                    }
+                }
+                None => {
+                    for j in 0..N {
+                        _mm512_storeu_ps(rows[j].as_mut_ptr(), _mm512_add_ps(acc[j], bias));
+                    }
+                }
+            }
+            for r in 0..MR {
+                let row = &mut out[r * stride..r * stride + N];
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = rows[j][r];
+                }
+            }
+        }
+    };
+}
+
+avx512_tile!(tile_avx512, tile_avx512_n, f32, |p| _mm512_loadu_ps(p));
+// The panel widened from f16 as it is read (`vcvtph2ps` on 16 lanes).
+avx512_tile!(tile_avx512_f16, tile_avx512_f16_n, half::f16, |p| {
+    _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
+});
+
 avx2_tile!(
     tile_avx2,
     tile_avx2_n,
@@ -704,7 +845,12 @@ unsafe fn tile_neon(
     out: &mut [f32],
     stride: usize,
 ) {
-    by_cols!(tile_neon_n, panel, x, hw, cin, cols, e, out, stride)
+    by_cols!(
+        [6, 5, 4, 3, 2, 1],
+        tile_neon_n,
+        cols,
+        (panel, x, hw, cin, e, out, stride)
+    )
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -802,18 +948,31 @@ mod tests {
         match &w.panels {
             Panels::F32(p) => {
                 go("plain", &|o| {
-                    pointwise_panels_with(w, p, 0, x, o, hw, gelu, tile_plain::<f32>)
+                    pointwise_panels_with(w, p, 0, x, o, hw, gelu, Tile::plain())
                 });
                 go("best", &|o| {
                     pointwise_panels_with(w, p, 0, x, o, hw, gelu, best_tile())
                 });
+                // On an AVX-512 CPU the AVX2 kernel is not the best one: test it too.
+                #[cfg(target_arch = "x86_64")]
+                if let Some(t) = avx2_tile() {
+                    go("avx2", &|o| {
+                        pointwise_panels_with(w, p, 0, x, o, hw, gelu, t)
+                    });
+                }
             }
             Panels::F16(p) => {
                 go("plain f16", &|o| {
-                    pointwise_panels_with(w, p, 0, x, o, hw, gelu, tile_plain::<half::f16>)
+                    pointwise_panels_with(w, p, 0, x, o, hw, gelu, Tile::plain())
                 });
                 if let Some(t) = f16_tile() {
                     go("f16", &|o| {
+                        pointwise_panels_with(w, p, 0, x, o, hw, gelu, t)
+                    });
+                }
+                #[cfg(target_arch = "x86_64")]
+                if let Some(t) = avx2_f16_tile() {
+                    go("avx2 f16", &|o| {
                         pointwise_panels_with(w, p, 0, x, o, hw, gelu, t)
                     });
                 }
