@@ -114,3 +114,28 @@ fn the_default_models_convolutions_and_gelus_run_as_visualbytes_own_operators() 
     assert_eq!(nodes("FastGelu"), 0, "{ops:?}");
     assert!(!ops.iter().any(|o| o.op == "DepthWiseConv"), "{ops:?}");
 }
+
+#[test]
+fn the_operator_profile_runs_on_the_inference_threads_an_embedding_uses() {
+    // `bench --ops --threads 2` profiled every operator from the caller's thread, handing each split to
+    // the pool, while an embedding runs on a pool thread: the profile timed a path no query takes.
+    for threads in [1usize, 2] {
+        let out = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
+            .current_dir(models().parent().unwrap())
+            .args(["bench", "--ops", "--json", "--runs", "2", "--batch", "0"])
+            .args(["--search-sizes", "100", "--threads", &threads.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ops = report["ops"].as_array().unwrap();
+        assert!(!ops.is_empty(), "{report}");
+        for op in ops {
+            assert_eq!(op["threads"], threads, "{op}");
+        }
+    }
+}

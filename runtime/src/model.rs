@@ -306,33 +306,46 @@ impl Embedder {
             reason: format!("{e:#}"),
         };
         let mut state = self.single.spawn().map_err(tract_err)?;
-        let mut per_kind: HashMap<String, (usize, Duration)> = HashMap::new();
-        for run in 0..=runs.max(1) {
-            let input = self
-                .input_tensor(std::slice::from_ref(image))
-                .map_err(tract_err)?;
-            state
-                .run_plan_with_eval(tvec!(input.into_tvalue()), |ctx, op_state, node, inputs| {
-                    let t = Instant::now();
-                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
-                    if run > 0 {
-                        let e = per_kind.entry(node.op.name().to_string()).or_default();
-                        e.1 += t.elapsed();
-                        if run == 1 {
-                            e.0 += 1;
-                        }
-                    }
-                    out
-                })
-                .map_err(tract_err)?;
-        }
+        // (nodes, time, threads) per kind.
+        let mut per_kind: HashMap<String, (usize, Duration, usize)> = HashMap::new();
+        // Where an embedding runs (`run`): on an inference thread when there are several, so that the
+        // profile times the operators' splits as an embedding makes them.
+        crate::parallel::in_inference_pool(|| {
+            for run in 0..=runs.max(1) {
+                let input = self
+                    .input_tensor(std::slice::from_ref(image))
+                    .map_err(tract_err)?;
+                state
+                    .run_plan_with_eval(
+                        tvec!(input.into_tvalue()),
+                        |ctx, op_state, node, inputs| {
+                            let t = Instant::now();
+                            let out =
+                                tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                            if run > 0 {
+                                let e = per_kind.entry(node.op.name().to_string()).or_default();
+                                e.1 += t.elapsed();
+                                if run == 1 {
+                                    e.0 += 1;
+                                    e.2 = rayon::current_thread_index()
+                                        .map_or(1, |_| rayon::current_num_threads());
+                                }
+                            }
+                            out
+                        },
+                    )
+                    .map_err(tract_err)?;
+            }
+            Ok::<_, ModelError>(())
+        })?;
         let runs = runs.max(1) as f64;
         let mut ops: Vec<OpTime> = per_kind
             .into_iter()
-            .map(|(op, (nodes, time))| OpTime {
+            .map(|(op, (nodes, time, threads))| OpTime {
                 op,
                 nodes,
                 ms_per_run: time.as_secs_f64() * 1e3 / runs,
+                threads,
             })
             .collect();
         ops.sort_by(|a, b| b.ms_per_run.total_cmp(&a.ms_per_run).then(a.op.cmp(&b.op)));
@@ -372,6 +385,9 @@ pub struct OpTime {
     pub nodes: usize,
     /// Milliseconds per embedding, summed over those nodes.
     pub ms_per_run: f64,
+    /// The inference threads these nodes ran with: 1 when the run was single-threaded, else the size of
+    /// the pool whose thread ran them (as an embedding's run does, `--threads`).
+    pub threads: usize,
 }
 
 /// `(v / 255 − mean[c]) / std[c]` in f32, the same operations as the export step's `normalise_pixels`.

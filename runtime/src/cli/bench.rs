@@ -349,8 +349,9 @@ fn table(r: &Report) -> String {
     }
     if !r.ops.is_empty() {
         let total: f64 = r.ops.iter().map(|o| o.ms_per_run).sum();
+        let threads = r.ops.iter().map(|o| o.threads).max().unwrap_or(1);
         s.push_str(&format!(
-            "\none embedding by operator ({total:.3} ms in all):\n{:<28} {:>6} {:>10} {:>7}\n",
+            "\none embedding by operator ({total:.3} ms in all, {threads} thread(s)):\n{:<28} {:>6} {:>10} {:>7}\n",
             "operator", "nodes", "ms", "share"
         ));
         for o in &r.ops {
