@@ -47,6 +47,46 @@ fn render(c: &mut Criterion) {
     g.bench_function("text", |b| {
         b.iter(|| black_box(renderer.text(black_box("where is the tiger")).unwrap()))
     });
+    // The floor under the 2 s log-mel: its 200 real FFTs of n_fft samples alone, in the float64 the
+    // front end uses and in float32 for comparison (BENCHMARKS.md, the log-mel target).
+    let audio = &renderer.settings().audio;
+    let frames = 2 * rate as usize / audio.hop;
+    let window = &speech[..audio.n_fft];
+    g.bench_function(format!("fft_f64_{frames}x{}", audio.n_fft), |b| {
+        let fft = realfft::RealFftPlanner::<f64>::new().plan_fft_forward(audio.n_fft);
+        let (mut input, mut out, mut scratch) = (
+            fft.make_input_vec(),
+            fft.make_output_vec(),
+            fft.make_scratch_vec(),
+        );
+        b.iter(|| {
+            for _ in 0..frames {
+                input
+                    .iter_mut()
+                    .zip(window)
+                    .for_each(|(i, &x)| *i = f64::from(x));
+                fft.process_with_scratch(&mut input, &mut out, &mut scratch)
+                    .unwrap();
+            }
+            black_box(&out);
+        })
+    });
+    g.bench_function(format!("fft_f32_{frames}x{}", audio.n_fft), |b| {
+        let fft = realfft::RealFftPlanner::<f32>::new().plan_fft_forward(audio.n_fft);
+        let (mut input, mut out, mut scratch) = (
+            fft.make_input_vec(),
+            fft.make_output_vec(),
+            fft.make_scratch_vec(),
+        );
+        b.iter(|| {
+            for _ in 0..frames {
+                input.copy_from_slice(window);
+                fft.process_with_scratch(&mut input, &mut out, &mut scratch)
+                    .unwrap();
+            }
+            black_box(&out);
+        })
+    });
     g.finish();
 }
 
