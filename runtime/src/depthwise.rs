@@ -248,7 +248,40 @@ pub fn depthwise_same(
     out: &mut [f32],
     shape: [usize; 4],
 ) {
-    let [_, h, w, k] = shape;
+    let [c, h, w, k] = shape;
+    #[cfg(target_arch = "x86_64")]
+    if c >= 16 && small_plane(h, w, k) && std::arch::is_x86_feature_detected!("avx512f") {
+        // Groups of 16 channels across the vector lanes; the channels left over go by blocks.
+        let done = c / 16 * 16;
+        // SAFETY: the CPU has AVX-512F; the plane is small (checked) and the slices hold `done` channels.
+        unsafe {
+            depthwise_16_channels(
+                &data[..done * h * w],
+                &kernel[..done * k * k],
+                if bias.len() == 1 { bias } else { &bias[..done] },
+                &mut out[..done * h * w],
+                [done, h, w, k],
+            )
+        };
+        if done == c {
+            return;
+        }
+        let rest = [c - done, h, w, k];
+        let bias = if bias.len() == 1 { bias } else { &bias[done..] };
+        let (data, kernel, out) = (
+            &data[done * h * w..],
+            &kernel[done * k * k..],
+            &mut out[done * h * w..],
+        );
+        return depthwise_planes(
+            data,
+            kernel,
+            bias,
+            out,
+            rest,
+            best_block(h * (w + k / 2 * 2)),
+        );
+    }
     depthwise_planes(
         data,
         kernel,
@@ -257,6 +290,103 @@ pub fn depthwise_same(
         shape,
         best_block(h * (w + k / 2 * 2)),
     );
+}
+
+/// Planes at most 6×6 with a kernel of at most 7×7: at the padded row stride they would compute at
+/// least twice the points they keep, so on AVX-512 they go 16 channels at a time instead.
+fn small_plane(h: usize, w: usize, k: usize) -> bool {
+    h <= 6 && w <= 6 && k <= 7
+}
+
+/// [`depthwise_same`] for planes that pass [`small_plane`], `c` a multiple of 16: each group of 16
+/// channels is transposed into a zero-padded `[hp][wp][16]` plane, so that one register holds one point
+/// of all 16 channels and each tap is one FMA per point, with the taps in the same order and from the
+/// same start (the bias) as the block kernels: the same values, bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn depthwise_16_channels(
+    data: &[f32],
+    kernel: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    [c, h, w, k]: [usize; 4],
+) {
+    use crate::pointwise::transpose_16x16;
+    use std::arch::x86_64::*;
+    const MAX_PADDED: usize = 12 * 12;
+    assert!(small_plane(h, w, k) && k % 2 == 1 && c % 16 == 0);
+    let (p, plane, taps) = (k / 2, h * w, k * k);
+    let wp = w + 2 * p;
+    assert!((h + 2 * p) * wp <= MAX_PADDED && plane <= 36 && taps <= 64);
+    assert!(data.len() == c * plane && out.len() == c * plane && kernel.len() == c * taps);
+    assert!(bias.len() == c || bias.len() == 1);
+    let mut xt = [0f32; MAX_PADDED * 16];
+    let mut wt = [0f32; 64 * 16];
+    // Padded position of each output point.
+    let mut pos = [0usize; 36];
+    for (i, slot) in pos.iter_mut().enumerate().take(plane) {
+        *slot = (i / w) * wp + i % w;
+    }
+    for g in 0..c / 16 {
+        let ch = g * 16;
+        // The 16 planes, channels-last, into the padded buffer (the border stays zero).
+        let mut q = 0;
+        while q < plane {
+            let n = (plane - q).min(16);
+            let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+            let mut r: [__m512; 16] = std::array::from_fn(|i| {
+                _mm512_maskz_loadu_ps(mask, data.as_ptr().add((ch + i) * plane + q))
+            });
+            transpose_16x16(&mut r);
+            for (j, v) in r.iter().enumerate().take(n) {
+                let (y, x) = ((q + j) / w, (q + j) % w);
+                _mm512_storeu_ps(xt.as_mut_ptr().add(((y + p) * wp + x + p) * 16), *v);
+            }
+            q += n;
+        }
+        // The taps, channels-last: wt[tap] holds the 16 channels' weights.
+        let mut t0 = 0;
+        while t0 < taps {
+            let n = (taps - t0).min(16);
+            let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+            let mut r: [__m512; 16] = std::array::from_fn(|i| {
+                _mm512_maskz_loadu_ps(mask, kernel.as_ptr().add((ch + i) * taps + t0))
+            });
+            transpose_16x16(&mut r);
+            for (j, v) in r.iter().enumerate().take(n) {
+                _mm512_storeu_ps(wt.as_mut_ptr().add((t0 + j) * 16), *v);
+            }
+            t0 += n;
+        }
+        let b = if bias.len() == 1 {
+            _mm512_set1_ps(bias[0])
+        } else {
+            _mm512_loadu_ps(bias.as_ptr().add(ch))
+        };
+        // 16 output points at a time, one register each (points past the plane repeat point 0).
+        let mut q = 0;
+        while q < plane {
+            let n = (plane - q).min(16);
+            let at: [usize; 16] = std::array::from_fn(|j| pos[if j < n { q + j } else { 0 }]);
+            let mut acc = [b; 16];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let wv = _mm512_loadu_ps(wt.as_ptr().add((ky * k + kx) * 16));
+                    let off = ky * wp + kx;
+                    for j in 0..16 {
+                        let xv = _mm512_loadu_ps(xt.as_ptr().add((at[j] + off) * 16));
+                        acc[j] = _mm512_fmadd_ps(xv, wv, acc[j]);
+                    }
+                }
+            }
+            transpose_16x16(&mut acc);
+            let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+            for (i, row) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add((ch + i) * plane + q), mask, *row);
+            }
+            q += n;
+        }
+    }
 }
 
 /// The block kernel for this CPU and a padded plane of `n` points (`h` rows at the padded stride):
@@ -555,6 +685,39 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             assert!(err < 1e-5, "c{c} {h}×{w} k{k}: max abs {err}");
+        }
+    }
+
+    #[test]
+    fn small_planes_of_many_channels_match_the_definition_and_the_block_kernels_bit_for_bit() {
+        // 16-channel groups and a remainder; ConvNeXt's 6×6 and 3×3 planes, 1×1, non-square, shared bias.
+        for (i, &(c, h, w, k, shared_bias)) in [
+            (32, 6, 6, 7, false),
+            (35, 3, 3, 7, false),
+            (16, 1, 1, 7, true),
+            (19, 6, 5, 5, false),
+            (16, 2, 6, 3, true),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let data = pseudo(c * h * w, 300 + i as u64);
+            let kernel = pseudo(c * k * k, 400 + i as u64);
+            let bias = pseudo(if shared_bias { 1 } else { c }, 500 + i as u64);
+            let mut out = vec![f32::NAN; c * h * w];
+            depthwise_same(&data, &kernel, &bias, &mut out, [c, h, w, k]);
+            let want = reference(&data, &kernel, &bias, [c, h, w, k]);
+            let err = out
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(err < 1e-5, "c{c} {h}×{w} k{k}: max abs {err}");
+            let mut blocks = vec![f32::NAN; c * h * w];
+            // The block kernel this CPU would take (FMA, like the 16-channel path where it runs).
+            let block = best_block(h * (w + k / 2 * 2));
+            depthwise_planes(&data, &kernel, &bias, &mut blocks, [c, h, w, k], block);
+            assert_eq!(out, blocks, "c{c} {h}×{w} k{k}");
         }
     }
 

@@ -816,7 +816,7 @@ macro_rules! avx512_tile {
 /// `j` (4 rounds of shuffles, 64 in all, instead of 256 scalar moves).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn transpose_16x16(r: &mut [std::arch::x86_64::__m512; 16]) {
+pub(crate) unsafe fn transpose_16x16(r: &mut [std::arch::x86_64::__m512; 16]) {
     use std::arch::x86_64::*;
     let mut t = [_mm512_setzero_ps(); 16];
     // Pairs of rows interleaved per 32-bit lane, then per 64-bit lane: each 128-bit lane of r[4i + c]
