@@ -8,7 +8,8 @@
 //! into a zero-padded buffer; the output, computed at the padded row stride, is then blocks of
 //! consecutive points that stay in vector registers through all k² taps (on x86_64 AVX-512, 16–128
 //! points sized to the plane, else AVX2 + FMA, 32 points, chosen at run time; NEON on aarch64, plain Rust
-//! elsewhere).
+//! elsewhere). With AVX-512, planes up to 6×6 go 16 channels at a time instead (channels-last in the
+//! registers), which wastes no work on the padding columns.
 //!
 //! Any other convolution is left to tract.
 use tract_onnx::tract_core::internal::*;
