@@ -115,7 +115,7 @@ exit 0
 echo "dpkg $*" >> "$STATE/calls"
 """,
     "mount": "#!/bin/sh\nexit 0\n",
-    "sh": "#!/bin/bash\necho \"sh $*\" >> \"$STATE/calls\"\n",
+    "sh": '#!/bin/bash\necho "sh $*" >> "$STATE/calls"\n',
 }
 
 

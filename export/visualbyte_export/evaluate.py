@@ -379,6 +379,8 @@ def _training_info(model: Path, checkpoint: Path | None) -> dict:
 
         info["init_recipe"] = checkpoint_recipe(ck)[:-1]  # the runs it continued, not itself
         info["history"] = ck.get("state", {}).get("history", [])
+        if ck.get("state", {}).get("init_model"):
+            info["init_model"] = ck["state"]["init_model"]
     return info
 
 
@@ -401,15 +403,30 @@ RECIPE_FLAGS = (
 )  # fmt: skip
 
 
-def _train_commands(args: dict, parents: list[dict], dataset: str) -> str:
+def _train_commands(
+    args: dict, parents: list[dict], dataset: str, init_model: dict | None = None
+) -> str:
     """The ``train`` command lines that re-create a run: one per run it continued (``--init``),
-    oldest first, each starting from the previous one's last checkpoint, then the run itself."""
+    oldest first, each starting from the previous one's last checkpoint, then the run itself.
+    A chain that starts from an exported model (``init_model``) first takes that model out of
+    the repository's history."""
     from .train import DEFAULT_RUNS
 
     names = [f"default-stage{i + 1}" for i in range(len(parents))] + ["default"]
     commands = []
+    first = None
+    if init_model:
+        mid = init_model["model_id"]
+        first = f"/tmp/{mid}.onnx"
+        commands += [
+            f"# starts from model {mid} (sha256 {init_model.get('sha256', '?')[:16]}…), the",
+            "# models/visualbyte.onnx committed before this one; its own recipe is in the",
+            "# MODEL_CARD.md committed with it",
+            f"git show $(git log --reverse --format=%H -S {mid} -- models/MODEL_CARD.md | head -1)"
+            f":models/visualbyte.onnx > {first}",
+        ]
     for i, run_args in enumerate([*parents, args]):
-        init = f"{DEFAULT_RUNS}/{names[i - 1]}/last.pt" if i else None
+        init = f"{DEFAULT_RUNS}/{names[i - 1]}/last.pt" if i else first
         commands.append(_train_command(run_args, dataset, names[i], init))
     return "\n".join(commands)
 
@@ -639,7 +656,12 @@ def write_model_card(
         "",
         "## Re-create",
         "```",
-        _train_commands(args, info.get("init_recipe") or [], info.get("dataset") or "DATASET"),
+        _train_commands(
+            args,
+            info.get("init_recipe") or [],
+            info.get("dataset") or "DATASET",
+            info.get("init_model"),
+        ),
         _export_command(info, data),
         f"python -m visualbyte_export evaluate --model models/visualbyte.onnx --data {data}",
         "```",

@@ -261,8 +261,13 @@ def export_checkpoint(
         "step": ckpt.get("state", {}).get("step"),
         "dataset": ckpt.get("dataset"),
         "args": ckpt.get("args"),
+        "model_config": cfg,
         "weights": weights,
     }
+    init_model = ckpt.get("state", {}).get("init_model")
+    if init_model:
+        # The exported model this run continued (``train --init model.onnx``).
+        training["init_model"] = init_model
     contract = finalize(
         out,
         cfg["arch"],

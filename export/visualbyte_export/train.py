@@ -22,7 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import LossWeights, curriculum_weights, visualbyte_loss
-from .model import IMAGENET_MEAN, IMAGENET_STD, INPUT_NORMS, VisualByteNet, load_init_weights
+from .model import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_NORMS,
+    VisualByteNet,
+    load_init_weights,
+    pixels_to_input,
+)
+from .onnx_init import load_onnx_weights, onnx_model_info
 from .sampler import ClassBalancedTripleSampler
 
 MODALITIES = ("image", "text", "audio")
@@ -78,6 +86,15 @@ def checkpoint_recipe(obj) -> list[dict]:
         exists = init not in (None, "", "None") and Path(init).exists()
         parents = init_recipe(Path(init)) if exists else []
     return [*parents, obj["args"]]
+
+
+def calibration_batch(train: RenderedSplit, sampler: ClassBalancedTripleSampler) -> torch.Tensor:
+    """Two class-balanced batches of triples (64 classes' image, text and audio rows), normalised
+    as the network sees them."""
+    rows = np.concatenate(sampler.global_batches(0)[:2])
+    return torch.cat(
+        [pixels_to_input(gather_rows(train.x[m], rows[:, 1 + i])) for i, m in enumerate(MODALITIES)]
+    )
 
 
 # -------------------------------------------------------------------------------- augmentation
@@ -299,7 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbone-kwargs", default="{}", help="JSON overrides for timm (tests: depths, dims)"
     )
     p.add_argument(
-        "--init", type=Path, help="local checkpoint to start from (ours or a timm state dict)"
+        "--init",
+        type=Path,
+        help="start from these weights: a checkpoint (ours or a timm state dict) or an exported "
+        "VisualByte ONNX model such as models/visualbyte.onnx (same architecture)",
     )
     p.add_argument("--epochs", type=float, default=30)
     p.add_argument(
@@ -478,11 +498,20 @@ def main(argv: list[str] | None = None) -> int:
     elif args.init:
         if not args.init.exists():
             raise SystemExit(f"--init {args.init} does not exist")
-        loaded, skipped = load_init_weights(net, args.init)
-        log(f"--init {args.init}: {len(loaded)} tensors loaded, {len(skipped)} skipped")
-        # The recipe of every run this one continues, oldest first, so the model card can print
-        # the whole chain of commands that re-creates the model.
-        state["init_recipe"] = init_recipe(args.init)
+        if args.init.suffix == ".onnx":
+            # A shipped model: its weights, and the BatchNorms the exporter folded set from the
+            # statistics of one class-balanced batch of every modality.
+            calib = calibration_batch(train, sampler).to(device)
+            loaded = load_onnx_weights(net, args.init, calib)
+            log(f"--init {args.init}: {len(loaded)} tensors from the ONNX graph")
+            state["init_model"] = onnx_model_info(args.init)
+            state["init_recipe"] = []
+        else:
+            loaded, skipped = load_init_weights(net, args.init)
+            log(f"--init {args.init}: {len(loaded)} tensors loaded, {len(skipped)} skipped")
+            # The recipe of every run this one continues, oldest first, so the model card can
+            # print the whole chain of commands that re-creates the model.
+            state["init_recipe"] = init_recipe(args.init)
 
     module = TrainForward(net)
     if world > 1:
