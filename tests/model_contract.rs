@@ -603,3 +603,88 @@ fn the_op_profile_times_every_node_of_the_plan_and_leaves_the_embedding_unchange
     // Profiling runs the same plan: the next embedding is the same vector.
     assert_eq!(embedder.embed_one(&images[0]).unwrap(), before);
 }
+
+#[test]
+fn render_config_and_batch_take_a_models_settings_so_its_training_data_can_be_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    // A model whose text was laid out the old way (words may wrap mid-word).
+    let old = tampered(dir.path(), "old.onnx", |c| {
+        c.renderer.text.keep_words = false
+    });
+    let out = bin()
+        .args(["render", "config", "--model"])
+        .arg(&old)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["text"]["keep_words"], serde_json::json!(false));
+    assert_eq!(printed["size"], serde_json::json!(32));
+    let default: serde_json::Value = serde_json::from_slice(
+        &bin()
+            .args(["render", "config", "--size", "32"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(default["text"]["keep_words"], serde_json::json!(true));
+
+    // `render batch --model` draws what `render text --model` draws, and differs from this build's
+    // default layout for a word the old layout wraps.
+    let manifest = dir.path().join("m.jsonl");
+    std::fs::write(
+        &manifest,
+        "{\"kind\":\"text\",\"text\":\"Where's the car\"}\n",
+    )
+    .unwrap();
+    let batch = |extra: &[&std::ffi::OsStr]| {
+        let raw = dir.path().join("out.u8");
+        let out = bin()
+            .args(["render", "batch", "--quiet", "--manifest"])
+            .arg(&manifest)
+            .args(extra)
+            .arg("-o")
+            .arg(&raw)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(&raw).unwrap()
+    };
+    let with_model = batch(&["--model".as_ref(), old.as_os_str()]);
+    let png = dir.path().join("t.png");
+    let out = bin()
+        .args(["render", "text", "Where's the car", "--model"])
+        .arg(&old)
+        .arg("-o")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(with_model == image::open(&png).unwrap().to_rgb8().into_raw());
+    assert!(
+        with_model != batch(&["--size".as_ref(), "32".as_ref()]),
+        "the old layout breaks a word of \"Where's the car\" at 32 px, today's keeps words whole"
+    );
+    let out = bin()
+        .args(["render", "batch", "--size", "32", "--model"])
+        .arg(&old)
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["-o", "x.u8"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "--size and --model conflict");
+}

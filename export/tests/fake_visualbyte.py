@@ -25,7 +25,7 @@ def _fill(seed: bytes, size: int) -> np.ndarray:
     return rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
 
 
-def render(line: dict, base: Path, size: int) -> np.ndarray:
+def render(line: dict, base: Path, size: int, cfg: dict) -> np.ndarray:
     kind = line.get("kind")
     keys = set(line) - {"kind"}
     if kind == "audio":
@@ -43,7 +43,8 @@ def render(line: dict, base: Path, size: int) -> np.ndarray:
         font = line.get("font")
         if font is not None:
             assert (base / font).is_file(), f"font {font} missing"
-        return _fill(f"{font}|{line['text']}".encode(), size)
+        layout = json.dumps(cfg.get("text", {}), sort_keys=True)  # the settings change the pixels
+        return _fill(f"{font}|{line['text']}|{layout}".encode(), size)
     if kind == "image":
         assert keys == {"path"}, line
         img = Image.open(base / line["path"]).convert("RGB").resize((size, size))
@@ -51,20 +52,29 @@ def render(line: dict, base: Path, size: int) -> np.ndarray:
     raise AssertionError(f"unknown kind in {line}")
 
 
+def settings(argv: list[str]) -> dict:
+    """``--size S`` (this build's settings) or ``--model M``; a fake model is a JSON file
+    ``{"renderer": settings}``."""
+    if "--model" in argv:
+        assert "--size" not in argv, "--size and --model conflict"
+        return json.loads(Path(argv[argv.index("--model") + 1]).read_text())["renderer"]
+    return config(int(argv[argv.index("--size") + 1]))
+
+
 def main(argv: list[str]) -> int:
     if argv[:2] == ["render", "config"]:
-        size = int(argv[argv.index("--size") + 1])
-        print(json.dumps(config(size), indent=2))
+        print(json.dumps(settings(argv), indent=2))
         return 0
     if argv[:2] == ["render", "batch"]:
         manifest = Path(argv[argv.index("--manifest") + 1])
-        size = int(argv[argv.index("--size") + 1])
+        cfg = settings(argv)
+        size = int(cfg["size"])
         out = Path(argv[argv.index("-o") + 1])
         text = manifest.read_text(encoding="utf-8")
         lines = [json.loads(s) for s in text.splitlines() if s.strip()]
         with open(out, "wb") as f:
             for line in lines:
-                f.write(render(line, manifest.parent, size).tobytes())
+                f.write(render(line, manifest.parent, size, cfg).tobytes())
         return 0
     print(f"fake visualbyte: unsupported arguments {argv}", file=sys.stderr)
     return 2

@@ -399,3 +399,30 @@ def test_real_renderer_if_built(tmp_path):
     assert arr.shape == (3, 64, 64, 3) and arr.dtype == np.uint8
     cfg = R.render_config(64, binary)
     assert cfg["size"] == 64
+
+
+def test_a_dataset_can_be_rendered_with_an_older_models_settings(
+    built, sources, fake_bin, tmp_path, monkeypatch
+):
+    """``--renderer-from MODEL``: the pixels that model was trained on, not this build's."""
+    monkeypatch.setenv("VISUALBYTE_BIN", str(fake_bin))
+    import fake_visualbyte
+
+    old = fake_visualbyte.config(SIZE)
+    old["text"] = {**old["text"], "keep_words": False}
+    model = tmp_path / "old.onnx"  # what the fake renderer reads of a model
+    model.write_text(json.dumps({"renderer": old}))
+    cfg = tiny_config(tmp_path / "old", sources)
+    cfg.renderer_model = model
+    D.Builder(cfg).build()
+    meta = json.loads((tmp_path / "old" / "meta.json").read_text())
+    assert meta["renderer"] == old
+    assert not np.array_equal(
+        np.load(built / "train_text.npy"), np.load(tmp_path / "old/train_text.npy")
+    )
+    np.testing.assert_array_equal(
+        np.load(built / "train_audio.npy"), np.load(tmp_path / "old/train_audio.npy")
+    )
+    model.write_text(json.dumps({"renderer": {**old, "size": SIZE * 2}}))
+    with pytest.raises(R.RenderFailed, match=f"--size {SIZE * 2}"):
+        D.Builder(cfg)

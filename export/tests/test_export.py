@@ -341,3 +341,35 @@ def test_answer_outcomes_count_right_and_wrong_confident_answers():
         "accepted_right": 0.0,
         "accepted_wrong": 0.0,
     }
+
+
+def test_evaluate_refuses_a_dataset_rendered_with_other_settings_than_the_model(tmp_path, capsys):
+    """A model whose contract predates ``keep_words`` (words wrapped mid-word) read a dataset
+    rebuilt with today's layout: recall fell by a third with no warning. Evaluate now refuses."""
+    from visualbyte_export.evaluate import main as evaluate_main
+    from visualbyte_export.evaluate import renderer_differences
+    from visualbyte_export.fixture import write_synthetic_dataset
+
+    old = {"size": 32, "text": {"font": "NanumSquareR", "max_px": 0.34}}
+    assert renderer_differences(old, {**old, "text": {**old["text"], "keep_words": False}}) == []
+    assert renderer_differences(old, {**old, "text": {**old["text"], "keep_words": True}}) == [
+        "text.keep_words: False in the model, True in the dataset"
+    ]
+    assert renderer_differences(old, {**old, "size": 64}) == [
+        "size: 32 in the model, 64 in the dataset"
+    ]
+    data = write_synthetic_dataset(tmp_path / "ds", num_classes=6, per_class=2, size=FIXTURE_SIZE)
+    meta = json.loads((data / "meta.json").read_text())
+    net = _batchnorm_convnext()
+    _save_checkpoint(net, tmp_path / "m.pt", {**meta["renderer"], "text": old["text"]})
+    export_checkpoint(tmp_path / "m.pt", tmp_path / "m.onnx", runtime=False, output="posterior")
+    meta["renderer"] = {**meta["renderer"], "text": {**old["text"], "keep_words": True}}
+    (data / "meta.json").write_text(json.dumps(meta))
+    out = tmp_path / "eval"
+    assert (
+        evaluate_main(["--model", str(tmp_path / "m.onnx"), "--data", str(data), "--out", str(out)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "text.keep_words: False in the model, True in the dataset" in err
+    assert "--renderer-from" in err and not out.exists()

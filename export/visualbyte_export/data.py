@@ -175,6 +175,8 @@ class Config:
     fonts: dict[str, str] = field(default_factory=lambda: dict(FONT_FILES))
     workers: int = 2
     keep_work: bool = False
+    # Render with this ONNX model's renderer settings (its contract) instead of this build's.
+    renderer_model: Path | None = None
     counts: Counts = field(default_factory=Counts)
     train_styles: tuple[str, ...] = TRAIN_STYLES
     eval_styles: tuple[str, ...] = EVAL_STYLES
@@ -823,7 +825,12 @@ class Builder:
         self.cache = cfg.cache_dir()
         self.work = self.cache / "work"
         self.binary = render.find_binary()
-        self.renderer = render.render_config(cfg.size, self.binary)
+        self.renderer = render.render_config(cfg.size, self.binary, cfg.renderer_model)
+        if int(self.renderer.get("size", cfg.size)) != cfg.size:
+            raise render.RenderFailed(
+                f"--renderer-from {cfg.renderer_model} renders {self.renderer['size']} px, "
+                f"not --size {cfg.size}: pass --size {self.renderer['size']}"
+            )
         self.classes = select_classes(cfg.tiny, cfg.classes)
         check_classes(self.classes)
         self._emoji: EmojiIndex | None = None
@@ -869,7 +876,9 @@ class Builder:
         lines = make_lines(jobs, workdir)
         t1 = time.time()
         log(f"{name}: rendering {len(lines)} items with {self.binary.name} render batch")
-        arr = render.render_batch(lines, self.cfg.size, self.binary, workdir=self.work)
+        arr = render.render_batch(
+            lines, self.cfg.size, self.binary, workdir=self.work, model=self.cfg.renderer_model
+        )
         if post is not None:
             arr = post(jobs, arr)
         t2 = time.time()
@@ -1186,6 +1195,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--keep-work", action="store_true", help="keep the WAV/PNG inputs of the renderer"
     )
+    p.add_argument(
+        "--renderer-from",
+        type=Path,
+        metavar="MODEL.onnx",
+        help="render with the settings this model was trained with (its contract) instead of "
+        "the runtime's current ones: rebuilds the data an older model was trained and "
+        "evaluated on (evaluate refuses a dataset rendered otherwise)",
+    )
     for name, default in asdict(Counts()).items():
         if name.startswith("neg_") or name == "ko_fraction":
             continue
@@ -1223,6 +1240,7 @@ def main(argv: list[str] | None = None) -> int:
         fashion=args.fashion,
         workers=args.workers,
         keep_work=args.keep_work,
+        renderer_model=args.renderer_from,
         counts=counts,
     )
     if args.fetch:

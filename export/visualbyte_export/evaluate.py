@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -208,6 +209,43 @@ def answer_outcomes(
 
 
 # -------------------------------------------------------------------------------- ONNX metadata
+# Renderer settings added after contract version 1, with the value an older contract (which lacks
+# them) means; the runtime reads them the same way (serde defaults in runtime/src/render/mod.rs).
+RENDERER_FIELD_DEFAULTS = {("text", "keep_words"): False}
+
+
+def renderer_differences(model: dict, data: dict) -> list[str]:
+    """Where a model's renderer settings and a dataset's differ (``text.keep_words: False here,
+    True there``); empty when the dataset's pixels are the ones the model expects."""
+
+    def flat(d: dict, prefix: tuple = ()) -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, (*prefix, k)))
+            else:
+                out[(*prefix, k)] = v
+        return out
+
+    a, b = flat(model), flat(data)
+    for key, default in RENDERER_FIELD_DEFAULTS.items():
+        a.setdefault(key, default)
+        b.setdefault(key, default)
+    return [
+        f"{'.'.join(k)}: {a.get(k)!r} in the model, {b.get(k)!r} in the dataset"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+
+
+def model_renderer(model: Path) -> dict | None:
+    """The renderer settings a model (ONNX contract, or training checkpoint) was trained with."""
+    if model.suffix == ".onnx":
+        return read_contract(model).get("renderer")
+    ck = torch.load(model, map_location="cpu", weights_only=False)
+    return ck.get("renderer") if isinstance(ck, dict) else None
+
+
 def read_contract(model: Path) -> dict:
     import onnx
 
@@ -799,6 +837,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     meta = json.loads((args.data / "meta.json").read_text())
+    expected = model_renderer(args.model)
+    differ = renderer_differences(expected, meta.get("renderer") or {}) if expected else []
+    if differ:
+        # Recall on pixels the model was not trained to read says little about the model.
+        print(
+            f"error: {args.data} was rendered with other settings than {args.model} expects "
+            f"({'; '.join(differ)}). Rebuild it with the model's settings: python -m "
+            f"visualbyte_export data --out DIR --renderer-from {args.model} (other flags as "
+            "before)",
+            file=sys.stderr,
+        )
+        return 2
     names = [c.get("en", str(c.get("id"))) for c in meta["classes"]]
     num_classes = len(names)
     backend = args.backend or ("torch" if args.model.suffix == ".pt" else "onnxruntime")

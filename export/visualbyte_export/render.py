@@ -61,10 +61,17 @@ def _run(args: list[str], what: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def render_config(size: int, binary: Path | None = None) -> dict:
-    """The renderer settings (``visualbyte render config --size S``) as a dict."""
+def _settings_args(size: int, model: Path | None) -> list[str]:
+    """``--model M`` (that model's contract settings, its size included) or ``--size S``."""
+    return ["--model", str(model)] if model is not None else ["--size", str(size)]
+
+
+def render_config(size: int, binary: Path | None = None, model: Path | None = None) -> dict:
+    """The renderer settings (``visualbyte render config --size S``, or ``--model M``: the
+    settings that model was trained with) as a dict."""
     binary = binary or find_binary()
-    proc = _run([str(binary), "render", "config", "--size", str(size)], "render config")
+    args = [str(binary), "render", "config", *_settings_args(size, model)]
+    proc = _run(args, "render config")
     try:
         return json.loads(proc.stdout)
     except json.JSONDecodeError as err:
@@ -78,9 +85,14 @@ def write_manifest(lines: list[dict], path: Path) -> None:
 
 
 def render_batch(
-    lines: list[dict], size: int, binary: Path | None = None, workdir: Path | None = None
+    lines: list[dict],
+    size: int,
+    binary: Path | None = None,
+    workdir: Path | None = None,
+    model: Path | None = None,
 ) -> np.ndarray:
-    """Renders manifest lines (``{"kind": "audio"|"text"|"image", ...}``) to uint8 [N, S, S, 3]."""
+    """Renders manifest lines (``{"kind": "audio"|"text"|"image", ...}``) to uint8 [N, S, S, 3],
+    with this build's settings for ``size`` or with ``model``'s (whose size must be ``size``)."""
     binary = binary or find_binary()
     if not lines:
         return np.zeros((0, size, size, 3), np.uint8)
@@ -89,7 +101,7 @@ def render_batch(
         out = Path(tmp) / "out.u8"
         write_manifest(lines, manifest)
         args = [str(binary), "render", "batch", "--manifest", str(manifest)]
-        args += ["--size", str(size), "-o", str(out)]
+        args += [*_settings_args(size, model), "-o", str(out)]
         _run(args, f"render batch of {len(lines)} items")
         data = np.fromfile(out, np.uint8)
     expected = len(lines) * size * size * 3

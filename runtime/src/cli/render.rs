@@ -40,10 +40,16 @@ pub enum RenderCommand {
         out: OutArgs,
     },
     /// Print the renderer settings for an input size as JSON (what a model's contract records).
+    ///
+    /// With --model: the settings that model was trained with, every field spelled out (a field an
+    /// older contract lacks is printed with the value that contract means).
     Config {
         /// Input size in pixels.
         #[arg(long, default_value_t = DEFAULT_SIZE)]
         size: u32,
+        /// Print this ONNX model's renderer settings (from its contract) instead.
+        #[arg(long, conflicts_with = "size")]
+        model: Option<PathBuf>,
     },
     /// Render every line of a JSON-lines manifest, in order, into one raw file of N×S×S×3 bytes.
     ///
@@ -56,6 +62,10 @@ pub enum RenderCommand {
         /// Input size in pixels.
         #[arg(long, default_value_t = DEFAULT_SIZE)]
         size: u32,
+        /// Render with the size and settings this ONNX model was trained with (from its contract),
+        /// e.g. to rebuild the data an older model was trained and evaluated on.
+        #[arg(long, conflicts_with = "size")]
+        model: Option<PathBuf>,
         /// Output file (raw u8, N×S×S×3, RGB, row-major).
         #[arg(short, long)]
         out: PathBuf,
@@ -81,13 +91,22 @@ pub struct OutArgs {
 impl OutArgs {
     /// The model's renderer settings when --model is given, else this build's for --size.
     fn settings(&self) -> anyhow::Result<RendererSettings> {
-        match &self.model {
-            Some(model) => {
-                let contract = visualbyte::model::read_contract(model)?;
-                contract.validate()?;
-                Ok(contract.renderer)
-            }
-            None => Ok(RendererSettings::for_size(self.size)),
+        settings(self.model.as_deref(), self.size)
+    }
+}
+
+/// The renderer settings of `model`'s contract when given, else this build's for `size`.
+fn settings(model: Option<&Path>, size: u32) -> anyhow::Result<RendererSettings> {
+    match model {
+        Some(model) => {
+            let contract = visualbyte::model::read_contract(model)?;
+            contract.validate()?;
+            Ok(contract.renderer)
+        }
+        None => {
+            let settings = RendererSettings::for_size(size);
+            settings.validate()?;
+            Ok(settings)
         }
     }
 }
@@ -112,18 +131,18 @@ pub fn run(cmd: RenderCommand) -> anyhow::Result<()> {
             let img = renderer.image_file(&image)?;
             save(&img, &out.out)
         }
-        RenderCommand::Config { size } => {
-            let settings = RendererSettings::for_size(size);
-            settings.validate()?;
+        RenderCommand::Config { size, model } => {
+            let settings = settings(model.as_deref(), size)?;
             println!("{}", serde_json::to_string_pretty(&settings)?);
             Ok(())
         }
         RenderCommand::Batch {
             manifest,
             size,
+            model,
             out,
             quiet,
-        } => batch(&manifest, size, &out, quiet),
+        } => batch(&manifest, settings(model.as_deref(), size)?, &out, quiet),
     }
 }
 
@@ -161,7 +180,12 @@ enum BatchItem {
 
 /// Renders a manifest into one raw file, written to a temporary name and renamed at the end so that an
 /// interrupted run never leaves a short file behind.
-fn batch(manifest: &Path, size: u32, out: &Path, quiet: bool) -> anyhow::Result<()> {
+fn batch(
+    manifest: &Path,
+    settings: RendererSettings,
+    out: &Path,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let base = manifest.parent().unwrap_or(Path::new(".")).to_path_buf();
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
@@ -174,7 +198,8 @@ fn batch(manifest: &Path, size: u32, out: &Path, quiet: bool) -> anyhow::Result<
             .with_context(|| format!("{}:{}: not a manifest line", manifest.display(), n + 1))?;
         items.push((n + 1, item));
     }
-    let mut renderer = Renderer::new(RendererSettings::for_size(size))?;
+    let size = settings.size;
+    let mut renderer = Renderer::new(settings)?;
     let mut fonts: HashMap<PathBuf, TextRenderer> = HashMap::new();
     let dir = out
         .parent()
