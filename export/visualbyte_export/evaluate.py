@@ -596,6 +596,15 @@ def write_model_card(
         + ", ".join(f"{m} {v:.3f}" for m, v in chance.items())
         + f"; {len(meta['classes'])} classes.",
     ]
+    ceiling = res.get("ceiling_r1", {})
+    if ceiling:
+        lines += [
+            "",
+            "Ceiling R@1 (share of queries whose class has another picture in the gallery; "
+            "no model can do better on this split): "
+            + ", ".join(f"{m} {v:.3f}" for m, v in ceiling.items())
+            + ".",
+        ]
     for group, rows in (res.get("by_group") or {}).items():
         lines += [
             "",
@@ -793,6 +802,13 @@ def evaluate_embeddings(emb: dict, ev: dict, num_classes: int) -> dict:
     for m in MODALITIES:
         own = counts[ev["y"][m]] - (1 if m == "image" else 0)
         res["chance_r1"][m] = float(np.mean(own / max(1, len(gy) - (m == "image"))))
+    # The best R@1 the split allows: a query whose class has no (other) picture in the gallery
+    # cannot be answered right. Image→image leaves the query out, and most held-out emoji classes
+    # have one picture, so its ceiling is far below 1.
+    res["ceiling_r1"] = {}
+    for m in MODALITIES:
+        own = counts[ev["y"][m]] - (1 if m == "image" else 0)
+        res["ceiling_r1"][m] = float(np.mean(own > 0))
     return res
 
 
