@@ -389,3 +389,19 @@ def test_the_card_reports_the_best_recall_the_split_allows():
     assert res["ceiling_r1"] == {"image": 0.5, "text": 1.0, "audio": 1.0}
     assert res["overall"]["image->image"]["R@1"] == 0.5  # the perfect model reaches it, no more
     assert res["overall"]["text->image"]["R@1"] == 1.0
+
+
+def test_threshold_tradeoff_finds_the_lowest_threshold_for_each_wrong_answer_rate():
+    from visualbyte_export.evaluate import threshold_tradeoff
+
+    # Ten true questions: the wrong ones score 0.90 and 0.95, the right ones 0.80..0.99.
+    best = np.array([0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99])
+    right = np.array([1, 1, 0, 1, 1, 0, 1, 1, 1, 1], bool)
+    neg = np.array([0.5, 0.93, 0.97])
+    rows = {r["wrong_at_most"]: r for r in threshold_tradeoff(best, right, neg, (0.2, 0.1, 0.0))}
+    assert rows[0.2]["threshold"] == 0.80  # both wrong answers allowed: everything accepted
+    assert rows[0.2]["accepted_wrong"] == 0.2 and rows[0.2]["accepted_right"] == 0.8
+    assert rows[0.1]["threshold"] == 0.92  # one wrong answer left (0.95)
+    assert rows[0.1]["accepted_right"] == 0.6 and rows[0.1]["unknown_rejected"] == 1 / 3
+    assert rows[0.0]["threshold"] == 0.96 and rows[0.0]["accepted_right"] == 0.4
+    assert rows[0.0]["accepted_wrong"] == 0.0 and rows[0.0]["unknown_rejected"] == 2 / 3

@@ -208,6 +208,35 @@ def answer_outcomes(
     }
 
 
+def threshold_tradeoff(
+    best: np.ndarray, right: np.ndarray, neg: np.ndarray, wrong_at_most=(0.10, 0.05, 0.02, 0.01)
+) -> list[dict]:
+    """For a robot that must rarely answer wrongly: the lowest threshold at which true questions are
+    answered with a wrong class at most ``w`` of the time, for each ``w``, with what it costs in
+    right answers and what it gains in non-class words rejected. ``best``: each true question's
+    best score; ``right``: whether that best match has its class; ``neg``: non-class best scores."""
+    if not len(best):
+        return []
+    cands = np.unique(np.concatenate([best, [best.max() + 1e-6]]))
+    wrong = np.array([float(((best >= t) & ~right).mean()) for t in cands])
+    out = []
+    for w in wrong_at_most:
+        ok = np.nonzero(wrong <= w)[0]
+        if not len(ok):
+            continue
+        t = float(cands[ok[0]])
+        out.append(
+            {
+                "wrong_at_most": w,
+                "threshold": round(t, 4),
+                "accepted_right": float(((best >= t) & right).mean()),
+                "accepted_wrong": float(((best >= t) & ~right).mean()),
+                "unknown_rejected": float((neg < t).mean()) if len(neg) else float("nan"),
+            }
+        )
+    return out
+
+
 # -------------------------------------------------------------------------------- ONNX metadata
 # Renderer settings added after contract version 1, with the value an older contract (which lacks
 # them) means; the runtime reads them the same way (serde defaults in runtime/src/render/mod.rs).
@@ -654,6 +683,24 @@ def write_model_card(
         "The rule above does not weigh the wrong answers; a robot that must not guess may "
         "want a higher threshold (`--threshold` in the runtime).",
         "",
+    ]
+    trade = res.get("threshold_tradeoff") or []
+    if trade:
+        lines += [
+            "Higher thresholds for fewer wrong answers (the same questions; pass one to the "
+            "runtime with `--threshold`):",
+            "",
+            "| wrong answers at most | threshold | answered right | answered wrong | non-class "
+            "words rejected |",
+            "|---|---|---|---|---|",
+        ]
+        for r in trade:
+            lines.append(
+                f"| {r['wrong_at_most']:.0%} | {r['threshold']:.4f} | {r['accepted_right']:.1%} | "
+                f"{r['accepted_wrong']:.1%} | {r['unknown_rejected']:.1%} |"
+            )
+        lines.append("")
+    lines += [
         "## Per class (mean R@1 over the three query modalities)",
         "",
     ]
@@ -910,6 +957,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     res["threshold"] = cal
+    q = np.concatenate([emb["text"], emb["audio"]])
+    qy = np.concatenate([ev["y"]["text"], ev["y"]["audio"]])
+    sims = q @ g.T
+    res["threshold_tradeoff"] = threshold_tradeoff(
+        sims.max(axis=1) if len(g) else np.zeros(0),
+        ev["y"]["image"][sims.argmax(axis=1)] == qy if len(g) else np.zeros(0, bool),
+        negs,
+    )
 
     res["variants"] = {}
     for v in args.variant:
