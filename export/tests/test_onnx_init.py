@@ -1,7 +1,6 @@
 """Training continues from an exported model (``train --init model.onnx``): the weights come back
 out of the graph, folded BatchNorms included, and the card says where the run started."""
 
-import json
 import shlex
 
 import numpy as np
@@ -10,7 +9,12 @@ import torch
 from test_export import _batchnorm_convnext, _save_checkpoint
 from test_train import run
 
-from visualbyte_export.evaluate import OnnxEmbedder, _train_commands, _training_info
+from visualbyte_export.evaluate import (
+    OnnxEmbedder,
+    _train_commands,
+    _training_info,
+    read_contract,
+)
 from visualbyte_export.export_onnx import export_checkpoint
 from visualbyte_export.fixture import FIXTURE_SIZE, write_synthetic_dataset
 from visualbyte_export.model import EmbeddingOnly, VisualByteNet
@@ -111,11 +115,7 @@ def test_training_continues_from_an_exported_model_and_the_card_says_from_which(
     export_checkpoint(
         tmp_path / "a" / "last.pt", tmp_path / "a.onnx", "f16", output="posterior", runtime=False
     )
-    contract = json.loads(
-        {p.key: p.value for p in __import__("onnx").load(str(tmp_path / "a.onnx")).metadata_props}[
-            "visualbyte.contract"
-        ]
-    )
+    contract = read_contract(tmp_path / "a.onnx")
     # Another seed (other random weights) and learning rates of zero: what the run ends with is
     # what it started from.
     quick = ("--max-steps", "1", "--no-eval", "--seed", "1", "--lr-backbone", "0", "--lr-head", "0")

@@ -192,20 +192,33 @@ def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> dict:
     }
 
 
-def answer_outcomes(
-    q: np.ndarray, qy: np.ndarray, g: np.ndarray, gy: np.ndarray, threshold: float
-) -> dict:
-    """What a robot says to true questions at ``threshold``: the share answered with the right class
-    (best match at or above it, of the question's class) and the share answered with a wrong one."""
+def best_matches(
+    q: np.ndarray, qy: np.ndarray, g: np.ndarray, gy: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each question's best score against the gallery, and whether that best match has its class."""
     if not len(q) or not len(g):
-        return {"accepted_right": float("nan"), "accepted_wrong": float("nan")}
+        return np.zeros(0, np.float32), np.zeros(0, bool)
     s = q @ g.T
-    accepted = s.max(axis=1) >= threshold
-    right = gy[s.argmax(axis=1)] == qy
+    return s.max(axis=1), gy[s.argmax(axis=1)] == qy
+
+
+def outcomes_at(best: np.ndarray, right: np.ndarray, threshold: float) -> dict:
+    """The share of true questions answered with the right class (best match at or above
+    ``threshold``, of the question's class) and the share answered with a wrong one."""
+    if not len(best):
+        return {"accepted_right": float("nan"), "accepted_wrong": float("nan")}
+    accepted = best >= threshold
     return {
         "accepted_right": float((accepted & right).mean()),
         "accepted_wrong": float((accepted & ~right).mean()),
     }
+
+
+def answer_outcomes(
+    q: np.ndarray, qy: np.ndarray, g: np.ndarray, gy: np.ndarray, threshold: float
+) -> dict:
+    """What a robot says to true questions at ``threshold`` (:func:`outcomes_at`)."""
+    return outcomes_at(*best_matches(q, qy, g, gy), threshold)
 
 
 def threshold_tradeoff(
@@ -229,8 +242,7 @@ def threshold_tradeoff(
             {
                 "wrong_at_most": w,
                 "threshold": round(t, 4),
-                "accepted_right": float(((best >= t) & right).mean()),
-                "accepted_wrong": float(((best >= t) & ~right).mean()),
+                **outcomes_at(best, right, t),
                 "unknown_rejected": float((neg < t).mean()) if len(neg) else float("nan"),
             }
         )
@@ -935,36 +947,28 @@ def main(argv: list[str] | None = None) -> int:
     res["embed_images_per_s"] = round(n_emb / max(embed_s, 1e-9), 1)
 
     g = emb["image"]
-    pos = np.concatenate([best_scores(emb["text"], g), best_scores(emb["audio"], g)])
+    # Every true typed and spoken question against the gallery, once.
+    best, right = best_matches(
+        np.concatenate([emb["text"], emb["audio"]]),
+        np.concatenate([ev["y"]["text"], ev["y"]["audio"]]),
+        g,
+        ev["y"]["image"],
+    )
     negs = (
         np.concatenate([best_scores(v, g) for v in neg.values()])
         if neg
         else np.zeros(0, np.float32)
     )
-    cal = calibrate_threshold(pos, negs)
-    for m in ("text", "audio"):
+    cal = calibrate_threshold(best, negs)
+    n_text = len(emb["text"])
+    for m, sel in (("text", slice(0, n_text)), ("audio", slice(n_text, None))):
         t = cal["threshold"]
-        cal[f"{m}_true_accepted"] = float((best_scores(emb[m], g) >= t).mean())
+        cal[f"{m}_true_accepted"] = float((best[sel] >= t).mean())
         if m in neg:
             cal[f"{m}_unknown_rejected"] = float((best_scores(neg[m], g) < t).mean())
-    cal.update(
-        answer_outcomes(
-            np.concatenate([emb["text"], emb["audio"]]),
-            np.concatenate([ev["y"]["text"], ev["y"]["audio"]]),
-            g,
-            ev["y"]["image"],
-            cal["threshold"],
-        )
-    )
+    cal.update(outcomes_at(best, right, cal["threshold"]))
     res["threshold"] = cal
-    q = np.concatenate([emb["text"], emb["audio"]])
-    qy = np.concatenate([ev["y"]["text"], ev["y"]["audio"]])
-    sims = q @ g.T
-    res["threshold_tradeoff"] = threshold_tradeoff(
-        sims.max(axis=1) if len(g) else np.zeros(0),
-        ev["y"]["image"][sims.argmax(axis=1)] == qy if len(g) else np.zeros(0, bool),
-        negs,
-    )
+    res["threshold_tradeoff"] = threshold_tradeoff(best, right, negs)
 
     res["variants"] = {}
     for v in args.variant:

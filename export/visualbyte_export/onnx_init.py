@@ -103,15 +103,16 @@ def config_from_onnx(model) -> dict:
 
 
 def load_onnx_weights(
-    net: VisualByteNet, path: Path, calibration: torch.Tensor | None = None
+    net: VisualByteNet, path: Path, calibration: torch.Tensor | None = None, model=None
 ) -> list[str]:
     """Copy the exported model's weights into ``net`` (see the module doc). ``calibration``:
     normalised inputs ``[B, 3, S, S]`` whose statistics set the unfolded BatchNorms; without it
-    they are plain identities (exact in eval mode, renormalising in train mode).
+    they are plain identities (exact in eval mode, renormalising in train mode). ``model``: the
+    graph of ``path`` when the caller has loaded it already.
     Returns the names of the tensors assigned."""
     import onnx
 
-    model = onnx.load(str(path))
+    model = model if model is not None else onnx.load(str(path))
     theirs, ours = config_from_onnx(model), net.config()
     differ = [k for k in theirs if theirs[k] != ours.get(k)]
     if differ:
@@ -170,7 +171,7 @@ def load_onnx_weights(
         put(f"{norm}.weight", np.ones(c))
         put(f"{norm}.bias", np.zeros(c))
         put(f"{norm}.running_mean", np.zeros(c))
-        put(f"{norm}.running_var", np.ones(c) - _eps(net, norm))
+        put(f"{norm}.running_var", np.ones(c) - net.get_submodule(norm).eps)
     # Not in any graph: the CLIP logit scale; not in an ``--output embedding`` graph: the
     # classifier. Both keep the values ``net`` has.
     fresh = {"logit_scale"}
@@ -186,10 +187,6 @@ def load_onnx_weights(
     if calibration is not None:
         _calibrate(net, folded, calibration)
     return sorted(assigned)
-
-
-def _eps(net: nn.Module, name: str) -> float:
-    return float(net.get_submodule(name).eps)
 
 
 @torch.no_grad()
@@ -261,7 +258,7 @@ def net_from_onnx(path: Path, calibration: torch.Tensor | None = None) -> Visual
 
     from .model import build_from_config
 
-    cfg = config_from_onnx(onnx.load(str(path), load_external_data=False))
-    net = build_from_config(cfg)
-    load_onnx_weights(net, path, calibration)
+    model = onnx.load(str(path))
+    net = build_from_config(config_from_onnx(model))
+    load_onnx_weights(net, path, calibration, model)
     return net.eval()
