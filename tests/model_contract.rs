@@ -604,6 +604,17 @@ fn the_op_profile_times_every_node_of_the_plan_and_leaves_the_embedding_unchange
     assert_eq!(embedder.embed_one(&images[0]).unwrap(), before);
 }
 
+/// Runs `cmd` and fails the test with its stderr unless it succeeds.
+fn succeeded(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn render_config_and_batch_take_a_models_settings_so_its_training_data_can_be_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
@@ -611,16 +622,7 @@ fn render_config_and_batch_take_a_models_settings_so_its_training_data_can_be_re
     let old = tampered(dir.path(), "old.onnx", |c| {
         c.renderer.text.keep_words = false
     });
-    let out = bin()
-        .args(["render", "config", "--model"])
-        .arg(&old)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeded(bin().args(["render", "config", "--model"]).arg(&old));
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["text"]["keep_words"], serde_json::json!(false));
     assert_eq!(printed["size"], serde_json::json!(32));
@@ -644,34 +646,24 @@ fn render_config_and_batch_take_a_models_settings_so_its_training_data_can_be_re
     .unwrap();
     let batch = |extra: &[&std::ffi::OsStr]| {
         let raw = dir.path().join("out.u8");
-        let out = bin()
-            .args(["render", "batch", "--quiet", "--manifest"])
-            .arg(&manifest)
-            .args(extra)
-            .arg("-o")
-            .arg(&raw)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            bin()
+                .args(["render", "batch", "--quiet", "--manifest"])
+                .arg(&manifest)
+                .args(extra)
+                .arg("-o")
+                .arg(&raw),
         );
         std::fs::read(&raw).unwrap()
     };
     let with_model = batch(&["--model".as_ref(), old.as_os_str()]);
     let png = dir.path().join("t.png");
-    let out = bin()
-        .args(["render", "text", "Where's the car", "--model"])
-        .arg(&old)
-        .arg("-o")
-        .arg(&png)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        bin()
+            .args(["render", "text", "Where's the car", "--model"])
+            .arg(&old)
+            .arg("-o")
+            .arg(&png),
     );
     assert!(with_model == image::open(&png).unwrap().to_rgb8().into_raw());
     assert!(
