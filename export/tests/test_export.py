@@ -405,3 +405,40 @@ def test_threshold_tradeoff_finds_the_lowest_threshold_for_each_wrong_answer_rat
     assert rows[0.1]["accepted_right"] == 0.6 and rows[0.1]["unknown_rejected"] == 1 / 3
     assert rows[0.0]["threshold"] == 0.96 and rows[0.0]["accepted_right"] == 0.4
     assert rows[0.0]["accepted_wrong"] == 0.0 and rows[0.0]["unknown_rejected"] == 2 / 3
+
+
+def test_the_cards_recreate_steps_rebuild_the_dataset_with_its_counts_and_renderer_model():
+    """The card's "Re-create" once began at `train` with a dataset path, and a dataset built with
+    other per-class counts or another model's renderer settings could not be rebuilt from it."""
+    import shlex
+
+    from visualbyte_export import data as D
+    from visualbyte_export.evaluate import _train_commands
+
+    meta = {
+        "size": 96,
+        "seed": 3,
+        "tiny": False,
+        "counts_per_class": {**D.asdict(D.Counts()), "audio_train": 200, "text_train": 64},
+        "renderer_from": {"model_id": "vb-parent", "sha256": "0" * 64},
+    }
+
+    def lines(init_model):
+        text = _train_commands({}, [], "/d", init_model, meta)
+        return text.replace("\\\n", " ").splitlines()
+
+    for init_model in ({"model_id": "vb-parent"}, {"model_id": "vb-other"}, None):
+        out = lines(init_model)
+        data_line = next(i for i, x in enumerate(out) if "visualbyte_export data" in x)
+        args = D.parse_args(shlex.split(out[data_line])[4:])
+        assert (args.out, args.size, args.seed) == (Path("/d"), 96, 3)
+        assert (args.audio_train, args.text_train, args.audio_eval) == (200, 64, None)
+        assert args.renderer_from == Path("/tmp/vb-parent.onnx")
+        # The renderer's model is taken out of git history once, before the data command.
+        fetched = [i for i, x in enumerate(out) if "-S vb-parent " in x and "git show" in x]
+        assert len(fetched) == 1 and fetched[0] < data_line
+        assert "visualbyte_export train" in out[-1] and data_line < len(out) - 1
+
+    plain = _train_commands({}, [], "/d", None, {"size": 64, "seed": 0, "tiny": True})
+    assert "--size 64 --seed 0 --tiny --fetch" in plain.replace(" \\\n  ", " ")
+    assert "git show" not in plain

@@ -13,7 +13,7 @@ from visualbyte_export.model import (
     load_init_weights,
     pixels_to_input,
 )
-from visualbyte_export.train import augment, param_groups, to_input
+from visualbyte_export.train import _affine, _stroke_weight, augment, param_groups, to_input
 
 
 def tiny(num_classes=5, arch="convnext_atto"):
@@ -90,6 +90,30 @@ def test_audio_augmentation_keeps_frequency_rows_in_place():
     y = augment(x, "audio", 1.0)
     rows = y.mean(dim=(0, 1, 3))
     assert rows[10:12].min() > 0.5 and rows[:8].max() < 0.05
+
+
+def test_text_stroke_weight_makes_ink_bolder_or_lighter_by_its_sign():
+    x = torch.ones(3, 3, 32, 32)
+    x[:, :, 8:24, 15:17] = 0.0  # a 2-pixel dark stroke on white
+    y = _stroke_weight(x, torch.tensor([1.0, -1.0, 0.0]))
+    ink = (1 - y).sum(dim=(1, 2, 3))
+    assert ink[0] > 1.5 * ink[2]  # bolder: the stroke spreads one pixel each side
+    assert ink[1] < 0.1 * ink[2]  # lighter: a 2-pixel stroke is eaten from both sides
+    assert torch.equal(y[2], x[2])
+
+
+def test_text_shear_leans_letters_one_way_by_its_sign():
+    x = torch.ones(2, 1, 32, 32)
+    x[:, :, 4:28, 15:17] = 0.0  # a vertical stroke
+    one = torch.ones(2)
+    zero = torch.zeros(2)
+    y = _affine(x, one, one, zero, zero, zero, torch.tensor([0.3, -0.3]))
+
+    def column(img, row):
+        return int((1 - img[0, row]).argmax())
+
+    # A positive shear leans the stroke's top to the right, as italic letters; negative to the left.
+    assert column(y[0], 6) > column(y[0], 25) and column(y[1], 6) < column(y[1], 25)
 
 
 def test_style_augmentation_changes_only_photos_and_keeps_their_hue():

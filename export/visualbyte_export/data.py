@@ -103,6 +103,9 @@ FLUENT_TONES = {
 FONT_FILES = {
     "DejaVuSans": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "DejaVuSerif": "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
+    "DejaVuSansMono": "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+    "DejaVuSans-Bold": "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "DejaVuSerif-Bold": "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf",
     "NotoSans": "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
     "NanumSquareR": "/usr/share/fonts/truetype/nanum/NanumSquareR.ttf",
     "NanumGothic": "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
@@ -111,7 +114,16 @@ HANGUL_FONTS = ("NanumSquareR", "NanumGothic")
 EMBEDDED_FONT = (
     "embedded"  # no "font" key: the runtime's built-in font (what the device renders with)
 )
-TRAIN_FONTS = ("DejaVuSans", "DejaVuSerif", "NotoSans", "NanumSquareR", EMBEDDED_FONT)
+TRAIN_FONTS = (
+    "DejaVuSans",
+    "DejaVuSerif",
+    "DejaVuSansMono",
+    "DejaVuSans-Bold",
+    "DejaVuSerif-Bold",
+    "NotoSans",
+    "NanumSquareR",
+    EMBEDDED_FONT,
+)
 EVAL_FONTS = ("NanumGothic",)
 
 # espeak-ng voices (language accents) and variants (voice qualities, file names under voices/!v).
@@ -1147,7 +1159,17 @@ class Builder:
             "renderer_binary": {"path": str(self.binary), "sha256": _file_sha256(self.binary)},
             "tiny": cfg.tiny,
             "counts_per_class": asdict(cnt),
+            "renderer_from": _model_id_and_digest(cfg.renderer_model)
+            if cfg.renderer_model
+            else None,
         }
+
+
+def _model_id_and_digest(path: Path) -> dict:
+    """The model whose renderer settings a dataset was built with (``--renderer-from``)."""
+    from .evaluate import read_contract
+
+    return {"model_id": read_contract(path)["model_id"], "sha256": _file_sha256(Path(path))}
 
 
 def _file_sha256(path: Path) -> str:

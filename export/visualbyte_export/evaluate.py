@@ -482,13 +482,54 @@ RECIPE_FLAGS = (
 )  # fmt: skip
 
 
+def _model_from_history(mid: str) -> str:
+    """The shell line that takes the model with id ``mid`` out of the repository's history (the
+    ``models/visualbyte.onnx`` committed with the first card that names it) to /tmp/MID.onnx."""
+    return (
+        f"git show $(git log --reverse --format=%H -S {mid} -- models/MODEL_CARD.md | head -1)"
+        f":models/visualbyte.onnx > /tmp/{mid}.onnx"
+    )
+
+
+def _data_command(meta: dict, dataset: str) -> list[str]:
+    """The ``data`` command (with any line it needs first) that rebuilt the dataset, from its
+    ``meta.json``: size, seed, the per-class counts that differ from the defaults, and the model
+    whose renderer settings it followed (``--renderer-from``)."""
+    from dataclasses import asdict
+
+    from .data import Counts
+
+    tiny = bool(meta.get("tiny"))
+    defaults = asdict(Counts.tiny() if tiny else Counts())
+    parts = ["python -m visualbyte_export data", f"--out {dataset}"]
+    parts += [f"--size {meta.get('size', 96)}", f"--seed {meta.get('seed', 0)}"]
+    if tiny:
+        parts.append("--tiny")
+    for key, value in (meta.get("counts_per_class") or {}).items():
+        if key.startswith("neg_") or key == "ko_fraction" or defaults.get(key) == value:
+            continue
+        parts.append(f"--{key.replace('_', '-')} {value}")
+    lines = []
+    source = meta.get("renderer_from")
+    if source:
+        lines.append(_model_from_history(source["model_id"]))
+        parts.append(f"--renderer-from /tmp/{source['model_id']}.onnx")
+    parts.append("--fetch")
+    return [*lines, " \\\n  ".join(parts)]
+
+
 def _train_commands(
-    args: dict, parents: list[dict], dataset: str, init_model: dict | None = None
+    args: dict,
+    parents: list[dict],
+    dataset: str,
+    init_model: dict | None = None,
+    data_meta: dict | None = None,
 ) -> str:
-    """The ``train`` command lines that re-create a run: one per run it continued (``--init``),
-    oldest first, each starting from the previous one's last checkpoint, then the run itself.
-    A chain that starts from an exported model (``init_model``) first takes that model out of
-    the repository's history."""
+    """The command lines that re-create a run: the dataset (from ``data_meta``, its
+    ``meta.json``), then one ``train`` per run it continued (``--init``), oldest first, each
+    starting from the previous one's last checkpoint, then the run itself. A chain that starts
+    from an exported model (``init_model``) first takes that model out of the repository's
+    history."""
     from .train import DEFAULT_RUNS
 
     names = [f"default-stage{i + 1}" for i in range(len(parents))] + ["default"]
@@ -501,9 +542,13 @@ def _train_commands(
             f"# starts from model {mid} (sha256 {init_model.get('sha256', '?')[:16]}…), the",
             "# models/visualbyte.onnx committed before this one; its own recipe is in the",
             "# MODEL_CARD.md committed with it",
-            f"git show $(git log --reverse --format=%H -S {mid} -- models/MODEL_CARD.md | head -1)"
-            f":models/visualbyte.onnx > {first}",
+            _model_from_history(mid),
         ]
+    if data_meta is not None:
+        data_lines = _data_command(data_meta, dataset)
+        if init_model and (data_meta.get("renderer_from") or {}).get("model_id") == mid:
+            data_lines = data_lines[1:]  # that model is already in /tmp
+        commands += data_lines
     for i, run_args in enumerate([*parents, args]):
         init = f"{DEFAULT_RUNS}/{names[i - 1]}/last.pt" if i else first
         commands.append(_train_command(run_args, dataset, names[i], init))
@@ -767,6 +812,7 @@ def write_model_card(
             info.get("init_recipe") or [],
             info.get("dataset") or "DATASET",
             info.get("init_model"),
+            meta,
         ),
         _export_command(info, data),
         f"python -m visualbyte_export evaluate --model models/visualbyte.onnx --data {data}",

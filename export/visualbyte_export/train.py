@@ -98,7 +98,9 @@ def calibration_batch(train: RenderedSplit, sampler: ClassBalancedTripleSampler)
 
 
 # -------------------------------------------------------------------------------- augmentation
-def _affine(x: torch.Tensor, sx, sy, tx, ty, rot=None) -> torch.Tensor:
+def _affine(x: torch.Tensor, sx, sy, tx, ty, rot=None, shear=None) -> torch.Tensor:
+    """Resample ``x`` through the per-sample affine map (output grid → input): scale, then
+    rotation, plus a horizontal ``shear`` (input x += shear · output y, so letters lean)."""
     n = x.shape[0]
     theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
     if rot is None:
@@ -107,6 +109,8 @@ def _affine(x: torch.Tensor, sx, sy, tx, ty, rot=None) -> torch.Tensor:
         c, s = torch.cos(rot), torch.sin(rot)
         theta[:, 0, 0], theta[:, 0, 1] = sx * c, -sx * s
         theta[:, 1, 0], theta[:, 1, 1] = sy * s, sy * c
+    if shear is not None:
+        theta[:, 0, 1] = theta[:, 0, 1] + shear * theta[:, 1, 1]
     theta[:, 0, 2], theta[:, 1, 2] = tx, ty
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -152,6 +156,17 @@ def _style(x: torch.Tensor, s: float, g, dev) -> torch.Tensor:
     return torch.where(grey, x.mean(dim=1, keepdim=True).expand_as(x), x)
 
 
+def _stroke_weight(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Bolder (``w`` > 0) or lighter (``w`` < 0) dark-on-light strokes, as another font weight
+    would draw them: a blend, by ``|w|`` (≤ 1), toward the 3×3 minimum (ink spreads one pixel)
+    or the 3×3 maximum (ink shrinks one pixel)."""
+    bolder = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    lighter = F.max_pool2d(x, 3, stride=1, padding=1)
+    w = w.view(-1, 1, 1, 1)
+    target = torch.where(w > 0, bolder, lighter)
+    return x + (target - x) * w.abs().clamp(max=1)
+
+
 def augment(
     x: torch.Tensor, modality: str, strength: float = 1.0, generator=None, style: float = 0.0
 ) -> torch.Tensor:
@@ -182,7 +197,9 @@ def augment(
         zoom = _u(n, 1 - 0.1 * s, 1 + 0.25 * s, g, dev)  # > 1 shrinks the word
         tx, ty = _u(n, -0.12 * s, 0.12 * s, g, dev), _u(n, -0.12 * s, 0.12 * s, g, dev)
         rot = _u(n, -0.07 * s, 0.07 * s, g, dev)
-        x = _affine(x, zoom, zoom, tx, ty, rot)
+        shear = _u(n, -0.25 * s, 0.25 * s, g, dev)  # slanted (italic-like) letters
+        x = _affine(x, zoom, zoom, tx, ty, rot, shear)
+        x = _stroke_weight(x, _u(n, -0.5 * s, 0.8 * s, g, dev))
     elif modality == "audio":
         # Time only: shift and slight stretch; frequency rows keep their meaning.
         sx = _u(n, 1 - 0.1 * s, 1 + 0.1 * s, g, dev)
@@ -357,7 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="epochs of classification only before the CLIP terms start to ramp in",
     )
-    p.add_argument("--aug", type=float, default=1.0, help="augmentation strength (0 = off)")
+    p.add_argument(
+        "--aug",
+        type=float,
+        default=1.0,
+        help="train-time augmentation strength (0 = off): photos crop, mirror and colour; text "
+        "zoom, move, rotate, slant and stroke weight; speech time stretch, shift and masks",
+    )
     p.add_argument(
         "--aug-style",
         type=float,
