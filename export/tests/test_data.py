@@ -39,6 +39,7 @@ SIZE = 32
 TEST_COUNTS = D.Counts(
     audio_train=4,
     audio_eval=2,
+    audio_other=2,
     text_train=4,
     text_eval=1,
     image_augs=1,
@@ -269,6 +270,10 @@ def test_tiny_dataset_layout(built):
             assert y.dtype == np.int64 and y.shape == (x.shape[0],)
             assert set(y.tolist()) == set(range(n_classes)), (split, modality)
             assert len(_rows(built / f"{split}_{modality}_rows.jsonl")) == x.shape[0]
+    x, y = np.load(built / "other_audio.npy"), np.load(built / "other_audio_y.npy")
+    assert x.dtype == np.uint8 and x.shape == (n_classes * TEST_COUNTS.audio_other, SIZE, SIZE, 3)
+    assert set(y.tolist()) == set(range(n_classes))
+    assert meta["counts"]["other_audio"] == x.shape[0]
     for name in ("neg_text", "neg_audio"):
         x = np.load(built / f"{name}.npy")
         assert x.dtype == np.uint8 and x.shape[1:] == (SIZE, SIZE, 3) and x.shape[0] > 0
@@ -305,6 +310,12 @@ def test_tiny_dataset_holds_out_voices_fonts_and_styles(built):
     assert "facebook" not in {r["style"] for r in img_train if r["source"] == "emoji"}
     assert {r["part"] for r in img_eval if r["source"] == "fashion"} == {"t10k"}
     assert {r["part"] for r in img_train if r["source"] == "fashion"} == {"train"}
+
+    # Other synthesizers: every one of them, English only, and none of it in training.
+    other = _rows(built / "other_audio_rows.jsonl")
+    assert {r["voice"] for r in other} == {f"{a}:{b}" for a, b in D.OTHER_SYNTHS}
+    assert {r["lang"] for r in other} == {"en"}
+    assert not any("synth" in r for r in train)
 
     neg = _rows(built / "neg_audio_rows.jsonl")
     assert {r["variant"] for r in neg} <= set(D.VARIANTS_EVAL)
@@ -417,6 +428,8 @@ def test_a_dataset_can_be_rendered_with_an_older_models_settings(
     D.Builder(cfg).build()
     meta = json.loads((tmp_path / "old" / "meta.json").read_text())
     assert meta["renderer"] == old
+    # Recorded for the card's Re-create; this stand-in is no ONNX file, so it has no model id.
+    assert meta["renderer_from"] == {"model_id": None, "sha256": D._file_sha256(model)}
     assert not np.array_equal(
         np.load(built / "train_text.npy"), np.load(tmp_path / "old/train_text.npy")
     )
@@ -426,3 +439,13 @@ def test_a_dataset_can_be_rendered_with_an_older_models_settings(
     model.write_text(json.dumps({"renderer": {**old, "size": SIZE * 2}}))
     with pytest.raises(R.RenderFailed, match=f"--size {SIZE * 2}"):
         D.Builder(cfg)
+
+
+def test_other_synthesizers_speak_and_a_missing_one_is_a_clear_error(tmp_path, monkeypatch):
+    for synth, voice in D.OTHER_SYNTHS:
+        x = D.other_synth("where is the tiger", synth, voice)
+        assert x.dtype == np.float32 and x.size > D.ESPEAK_RATE // 2, synth  # over half a second
+        assert np.abs(x).max() > 0.05, synth
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match="apt-get install flite festival"):
+        D.other_synth("tiger", "flite", "slt")

@@ -439,6 +439,39 @@ def test_the_cards_recreate_steps_rebuild_the_dataset_with_its_counts_and_render
         assert len(fetched) == 1 and fetched[0] < data_line
         assert "visualbyte_export train" in out[-1] and data_line < len(out) - 1
 
+    unknown = {**meta, "renderer_from": {"model_id": None, "sha256": "ab" * 32}}
+    text = _train_commands({}, [], "/d", None, unknown)
+    assert "--renderer-from MODEL.onnx" in text and "sha256 abababab" in text
+    assert "git show" not in text
+
     plain = _train_commands({}, [], "/d", None, {"size": 64, "seed": 0, "tiny": True})
     assert "--size 64 --seed 0 --tiny --fetch" in plain.replace(" \\\n  ", " ")
     assert "git show" not in plain
+
+
+def test_evaluate_writes_the_card_with_other_synthesizers_speech_and_the_threshold(tmp_path):
+    from visualbyte_export.evaluate import main as evaluate_main
+    from visualbyte_export.evaluate import read_contract
+    from visualbyte_export.fixture import write_synthetic_dataset
+
+    data = write_synthetic_dataset(tmp_path / "ds", num_classes=6, per_class=2, size=FIXTURE_SIZE)
+    meta = json.loads((data / "meta.json").read_text())
+    _save_checkpoint(_batchnorm_convnext(), tmp_path / "m.pt", meta["renderer"])
+    model = tmp_path / "m.onnx"
+    export_checkpoint(tmp_path / "m.pt", model, runtime=False, output="posterior")
+    out = tmp_path / "eval"
+    assert evaluate_main(["--model", str(model), "--data", str(data), "--out", str(out)]) == 0
+    res = json.loads((out / "eval.json").read_text())
+    other = res["other_speech"]
+    assert other["overall"]["n"] == 12
+    assert 0.0 <= other["overall"]["R@1"] <= other["overall"]["R@5"] <= 1.0
+    assert [v["voice"] for v in other["by_voice"]] == ["festival:kal_diphone", "flite:slt"]
+    assert sum(v["n"] for v in other["by_voice"]) == 12
+    right, wrong = other["at_threshold"]["accepted_right"], other["at_threshold"]["accepted_wrong"]
+    assert 0.0 <= right + wrong <= 1.0
+    card = (out / "MODEL_CARD.md").read_text()
+    row = f"| audio, other synthesizers (never in training) | {other['overall']['R@1']:.3f} |"
+    assert row in card and "| flite:slt |" in card
+    assert read_contract(model)["threshold"] == pytest.approx(res["threshold"]["threshold"])
+    for f in ("retrieval_grid.png", "tsne.png", "similarity.png"):
+        assert (out / "figures" / f).stat().st_size > 0

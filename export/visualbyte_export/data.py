@@ -7,10 +7,11 @@ Sources (docs: /work/shared/reference/offline-data.md; nothing else is downloade
 - pictures: emoji of five vendor styles for training (google, twitter, openmoji, fluent flat,
   fluent modern), facebook's for evaluation only; Fashion-MNIST photographs (train file for
   training, a slice of the t10k file for evaluation);
-- speech: espeak-ng only. English accents and variants are split into training and held-out sets;
-  Korean (``-v ko``) uses the held-out variants for evaluation;
-- text: DejaVu Sans, DejaVu Serif, Noto Sans and NanumSquareR (and the runtime's embedded font) for
-  training, NanumGothic held out for evaluation.
+- speech: espeak-ng only for training. English accents and variants are split into training and
+  held-out sets; Korean (``-v ko``) uses the held-out variants for evaluation. Questions spoken by
+  other synthesizers (flite's voices, festival's kal) are an evaluation-only split;
+- text: DejaVu Sans (regular, bold, mono), DejaVu Serif (regular, bold), Noto Sans and NanumSquareR
+  (and the runtime's embedded font) for training, NanumGothic held out for evaluation.
 
 Pictures are augmented here (placement, background, rotation, colour), speech is augmented here
 (noise, gain, time shift, reverb, band limit, sample rate) and written as WAV files; then the
@@ -21,7 +22,8 @@ reuses them, and a rebuild from scratch reproduces them.
 
 Output (``DIR``): ``meta.json``, ``classes.csv``, ``{train,eval}_{image,text,audio}.npy`` (uint8
 ``[N, S, S, 3]``) with ``..._y.npy`` (int64 ``[N]``), ``..._rows.jsonl`` (what each row is),
-``neg_text.npy``, ``neg_audio.npy`` (+ ``_rows.jsonl``) and ``samples/`` (one held-out-voice WAV per
+``other_audio.npy`` (+ ``_y.npy``, ``_rows.jsonl``: other synthesizers), ``neg_text.npy``,
+``neg_audio.npy`` (+ ``_rows.jsonl``) and ``samples/`` (one held-out-voice WAV per
 class). See export/README.md.
 """
 
@@ -134,6 +136,17 @@ VARIANTS_EVAL = ("f4", "m4", "Annie", "Michael", "klatt3", "steph2", "grandma", 
 # Not used at all: "fast" is a speed test, "Mr serious" has a space in its name.
 VARIANTS_UNUSED = ("fast", "Mr serious")
 ESPEAK_RATE = 22050
+# Other synthesizers: held-out evaluation only (offline-data.md: train speech on espeak-ng only).
+# flite's built-in voices and festival's kal diphone voice (Debian flite, festival,
+# festvox-kallpc16k); English only.
+OTHER_SYNTHS = (
+    ("flite", "kal"),
+    ("flite", "awb"),
+    ("flite", "rms"),
+    ("flite", "slt"),
+    ("festival", "kal_diphone"),
+)
+OTHER_SYNTH_PACKAGES = "flite festival festvox-kallpc16k"
 OUTPUT_RATES = (16000, 22050, 44100, 48000)
 OUTPUT_RATE_P = (0.45, 0.35, 0.1, 0.1)
 
@@ -145,6 +158,7 @@ class Counts:
 
     audio_train: int = 80
     audio_eval: int = 12
+    audio_other: int = 5  # other synthesizers (OTHER_SYNTHS), evaluation only; 0 = none
     text_train: int = 32
     text_eval: int = 4
     image_augs: int = 3
@@ -161,6 +175,7 @@ class Counts:
         return cls(
             audio_train=6,
             audio_eval=2,
+            audio_other=1,
             text_train=4,
             text_eval=1,
             image_augs=1,
@@ -498,6 +513,32 @@ def espeak(
     return x
 
 
+def other_synth(text: str, synth: str, voice: str) -> np.ndarray:
+    """Speech from another synthesizer (``OTHER_SYNTHS``) as float32 mono at 22.05 kHz."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        if synth == "flite":
+            args = ["flite", "-voice", voice, "-t", text, "-o", tmp.name]
+            stdin = None
+        elif synth == "festival":
+            args = ["text2wave", "-o", tmp.name, "-eval", f"(voice_{voice})"]
+            stdin = text
+        else:
+            raise ValueError(f"unknown synthesizer {synth!r}")
+        try:
+            proc = subprocess.run(args, input=stdin, capture_output=True, text=True)
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"{args[0]} is not installed (apt-get install {OTHER_SYNTH_PACKAGES}), or pass "
+                "--audio-other 0 to build no other-synthesizer speech"
+            ) from None
+        if proc.returncode != 0 or not Path(tmp.name).stat().st_size:
+            raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.strip()}")
+        x, rate = read_wav(Path(tmp.name))
+    if rate != ESPEAK_RATE:
+        x = _resample(x, rate, ESPEAK_RATE)
+    return x
+
+
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path), "rb") as w:
         rate, n, ch, width = w.getframerate(), w.getnframes(), w.getnchannels(), w.getsampwidth()
@@ -796,6 +837,29 @@ def fashion_pick(cfg: Config, classes: list[ClassSpec], labels_train, labels_tes
     return picks
 
 
+def other_audio_jobs(cfg: Config, classes: list[ClassSpec]) -> list[dict]:
+    """English questions from the other synthesizers, for evaluation only: the same phrases and
+    mild augmentation as the held-out espeak-ng split, voices taken in turn."""
+    n = cfg.counts.audio_other
+    jobs = []
+    for cid, c in enumerate(classes):
+        for i in range(n):
+            rng = rng_for(cfg.seed, "audio-other", c.key, i)
+            synth, voice = OTHER_SYNTHS[(cid + i) % len(OTHER_SYNTHS)]
+            jobs.append(
+                {
+                    "y": cid,
+                    "class": c.key,
+                    "lang": "en",
+                    "text": _phrase(c, "en", rng),
+                    "synth": synth,
+                    "voice": f"{synth}:{voice}",
+                    "aug": speech_aug(rng, 0.0 if i % 2 == 0 else 0.7),
+                }
+            )
+    return jobs
+
+
 def negative_jobs(cfg: Config, voices: VoiceSets) -> tuple[list[dict], list[dict]]:
     words = [("en", w) for w in NEGATIVE_EN[: cfg.counts.neg_en]]
     words += [("ko", w) for w in NEGATIVE_KO[: cfg.counts.neg_ko]]
@@ -918,11 +982,14 @@ class Builder:
             return list(_progress(it, len(jobs), f"speech {workdir.name}"))
 
     def synth(self, job: dict, path: Path) -> None:
-        x = espeak(
-            job["text"], job["voice"], job["variant"], job["speed"], job["pitch"], job["gap"]
-        )
+        if "synth" in job:
+            x = other_synth(job["text"], job["synth"], job["voice"].split(":", 1)[1])
+        else:
+            x = espeak(
+                job["text"], job["voice"], job["variant"], job["speed"], job["pitch"], job["gap"]
+            )
         if x.size == 0 or not np.any(x):
-            raise RuntimeError(f"espeak-ng produced silence for {job}")
+            raise RuntimeError(f"{job.get('synth', 'espeak-ng')} produced silence for {job}")
         y, rate = augment_speech(x, job["aug"])
         write_wav(path, y, rate)
 
@@ -1016,6 +1083,12 @@ class Builder:
             )
             for m in ("image", "text", "audio"):
                 counts[f"{split}_{m}"] = int(np.load(out / f"{split}_{m}_y.npy").shape[0])
+
+        if cfg.counts.audio_other > 0:
+            jobs = other_audio_jobs(cfg, self.classes)
+            arr = self.cached("other_audio", jobs, self.speech_lines)
+            self._save(out, "other", "audio", jobs, arr)
+            counts["other_audio"] = len(jobs)
 
         neg_text, neg_audio = negative_jobs(cfg, voices)
         arr = self.cached("neg_text", neg_text, self.text_lines)
@@ -1145,6 +1218,13 @@ class Builder:
                         "augment": "even rows clean, odd rows mild (strength 0.7)",
                     },
                 },
+                "other_speech": {
+                    "synthesizers": [f"{a}:{b}" for a, b in OTHER_SYNTHS],
+                    "per_class": cnt.audio_other,
+                    "language": "en",
+                    "augment": "even rows clean, odd rows mild (strength 0.7)",
+                    "use": "evaluation only (other_audio.npy)",
+                },
                 "negatives": {
                     "en": list(NEGATIVE_EN[: cnt.neg_en]),
                     "ko": list(NEGATIVE_KO[: cnt.neg_ko]),
@@ -1169,7 +1249,11 @@ def _model_id_and_digest(path: Path) -> dict:
     """The model whose renderer settings a dataset was built with (``--renderer-from``)."""
     from .evaluate import read_contract
 
-    return {"model_id": read_contract(path)["model_id"], "sha256": _file_sha256(Path(path))}
+    try:
+        model_id = read_contract(path)["model_id"]
+    except Exception:  # the renderer took its settings from it; only its id is unknown here
+        model_id = None
+    return {"model_id": model_id, "sha256": _file_sha256(Path(path))}
 
 
 def _file_sha256(path: Path) -> str:
