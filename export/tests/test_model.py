@@ -13,7 +13,14 @@ from visualbyte_export.model import (
     load_init_weights,
     pixels_to_input,
 )
-from visualbyte_export.train import _affine, _stroke_weight, augment, param_groups, to_input
+from visualbyte_export.train import (
+    _affine,
+    _stroke_weight,
+    _voice,
+    augment,
+    param_groups,
+    to_input,
+)
 
 
 def tiny(num_classes=5, arch="convnext_atto"):
@@ -114,6 +121,26 @@ def test_text_shear_leans_letters_one_way_by_its_sign():
 
     # A positive shear leans the stroke's top to the right, as italic letters; negative to the left.
     assert column(y[0], 6) > column(y[0], 25) and column(y[1], 6) < column(y[1], 25)
+
+
+def test_voice_augmentation_warps_frequency_about_the_low_end_and_touches_only_speech():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 3, 48, 48)
+    x[:, :, 46:48, 4:40] = 0.8  # the lowest band (bottom rows)
+    x[:, :, 20:22, 4:40] = 0.8  # a band half-way up
+    y = _voice(x, 1.0, None, x.device)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    # The lowest band stays at the bottom; the middle one moves up or down with the warp.
+    assert (y[:, 0, 44:48, 4:30].mean(dim=(1, 2)) > 0.3).all()
+    centre = (y[:, 0, 8:40, 4:30].mean(dim=2) * torch.arange(8, 40)).sum(1) / y[
+        :, 0, 8:40, 4:30
+    ].mean(dim=2).sum(1)
+    assert centre.std() > 0.5 and (centre - 20.5).abs().max() < 5
+    # Only speech pictures change, and a zero strength changes nothing.
+    for modality in ("image", "text"):
+        assert torch.equal(augment(x, modality, 0.0, voice=1.0), x)
+    assert torch.equal(augment(x, "audio", 0.0, voice=0.0), x)
+    assert not torch.allclose(augment(x, "audio", 0.0, voice=1.0), x)
 
 
 def test_style_augmentation_changes_only_photos_and_keeps_their_hue():

@@ -478,7 +478,7 @@ RECIPE_FLAGS = (
     "arch", "backbone_kwargs", "input_norm", "embed_dim", "epochs", "budget_minutes",
     "steps_per_epoch", "batch_classes", "lr_backbone", "lr_head", "warmup_steps", "weight_decay",
     "audio_lambda", "ce_weights", "no_ce_audio", "curriculum_epochs", "align_start", "align_delay",
-    "aug", "aug_style", "drop_path", "seed", "threads",
+    "aug", "aug_style", "aug_voice", "drop_path", "seed", "threads",
 )  # fmt: skip
 
 
@@ -658,7 +658,8 @@ def write_model_card(
     keys = (
         "arch", "epochs", "steps_per_epoch", "batch_classes", "lr_backbone", "lr_head",
         "weight_decay", "warmup_steps", "audio_lambda", "no_ce_audio", "curriculum_epochs",
-        "align_start", "align_delay", "backbone_kwargs", "aug", "aug_style", "embed_dim", "seed",
+        "align_start", "align_delay", "backbone_kwargs", "aug", "aug_style", "aug_voice",
+        "embed_dim", "seed",
     )  # fmt: skip
     if args:
         lines += ["| setting | value |", "|---|---|"]

@@ -54,6 +54,13 @@ class RenderedSplit:
                     f"{split}_{m}: {len(self.x[m])} samples but {len(self.y[m])} labels"
                 )
         self.size = int(self.x["image"].shape[1])
+        # Questions spoken by other synthesizers (an evaluation-only split of the eval set).
+        self.other_audio = None
+        if split == "eval" and (self.root / "other_audio.npy").exists():
+            self.other_audio = (
+                np.load(self.root / "other_audio.npy", mmap_mode=mode),
+                np.load(self.root / "other_audio_y.npy").astype(np.int64),
+            )
 
 
 def load_meta(root: Path) -> dict:
@@ -167,15 +174,57 @@ def _stroke_weight(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return x + (target - x) * w.abs().clamp(max=1)
 
 
+def _blur_rows(x: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.Tensor:
+    """Gaussian blur down the rows (axis 2) of each picture, ``sigma`` pixels each (~0: none)."""
+    n, c, h, w = x.shape
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype).view(1, -1)
+    k = torch.exp(-0.5 * (taps / sigma.clamp_min(1e-3).view(n, 1)) ** 2)
+    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)
+    flat = F.pad(x.reshape(1, n * c, h, w), (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(flat, k.view(n * c, 1, -1, 1), groups=n * c).reshape(n, c, h, w)
+
+
+def _voice(x: torch.Tensor, v: float, g, dev) -> torch.Tensor:
+    """Another speaker or synthesizer, drawn on the log-mel picture (low frequencies in the bottom
+    row, time from the left): the frequency axis stretched or squeezed about its low end by up to
+    ±12 % (formants and pitch move, as with another vocal tract), the tempo by up to ±15 % about
+    the start, a smooth random EQ (tilt and one ripple, up to ~±5 dB at 80 dB per unit) on what
+    is above the floor, and smoothing across frequency (blurred harmonics, as a coarser vocoder
+    draws them)."""
+    n, s = x.shape[0], x.shape[-1]
+    alpha = torch.exp(_u(n, -0.12 * v, 0.12 * v, g, dev))
+    tempo = torch.exp(_u(n, -0.15 * v, 0.15 * v, g, dev))
+    # Output → input: y_in = y / alpha + (1 - 1/alpha) keeps the bottom row (y = 1) in place;
+    # x_in = tempo · x + (tempo - 1) keeps the first column (x = -1).
+    x = _affine(x, tempo, 1 / alpha, tempo - 1, 1 - 1 / alpha)
+    pos = torch.linspace(-1, 1, s, device=dev).view(1, s)
+    tilt = _u(n, -0.06 * v, 0.06 * v, g, dev).view(n, 1)
+    ripple = _u(n, -0.04 * v, 0.04 * v, g, dev).view(n, 1)
+    cycles = _u(n, 0.5, 2.0, g, dev).view(n, 1)
+    phase = _u(n, 0, 6.2832, g, dev).view(n, 1)
+    curve = tilt * pos + ripple * torch.sin(3.1416 * cycles * pos + phase)
+    x = x + curve.view(n, 1, s, 1) * (x > 0.02).to(x.dtype)
+    x = _blur_rows(x.clamp(0, 1), _u(n, 0, 1.0 * v, g, dev))
+    return x.clamp(0, 1)
+
+
 def augment(
-    x: torch.Tensor, modality: str, strength: float = 1.0, generator=None, style: float = 0.0
+    x: torch.Tensor,
+    modality: str,
+    strength: float = 1.0,
+    generator=None,
+    style: float = 0.0,
+    voice: float = 0.0,
 ) -> torch.Tensor:
     """Random train-time changes on a float ``[B, 3, S, S]`` batch in [0, 1] (before
     normalisation). ``style`` (photos only, applied at any ``strength``) adds drawing-style
-    changes (:func:`_style`)."""
+    changes (:func:`_style`); ``voice`` (speech only, at any ``strength``) other-speaker and
+    other-synthesizer changes (:func:`_voice`)."""
     n, dev, g = x.shape[0], x.device, generator
     if modality == "image" and style > 0:
         x = _style(x, style, g, dev).clamp(0, 1)
+    if modality == "audio" and voice > 0:
+        x = _voice(x, voice, g, dev)
     if strength <= 0:
         return x
     s = strength
@@ -221,12 +270,17 @@ def augment(
 
 
 def to_input(
-    pixels: torch.Tensor, modality: str | None, aug_strength: float, device, style: float = 0.0
+    pixels: torch.Tensor,
+    modality: str | None,
+    aug_strength: float,
+    device,
+    style: float = 0.0,
+    voice: float = 0.0,
 ) -> torch.Tensor:
     """uint8 NHWC → (augmented) normalised float NCHW, as CONTRACT.md."""
     x = pixels.to(device).permute(0, 3, 1, 2).float() / 255.0
-    if modality is not None and (aug_strength > 0 or style > 0):
-        x = augment(x, modality, aug_strength, style=style)
+    if modality is not None and (aug_strength > 0 or style > 0 or voice > 0):
+        x = augment(x, modality, aug_strength, style=style, voice=voice)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -388,6 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="drawing-style augmentation of photos (blur, gamma, colour cast, grey; 0 = off), "
         "for held-out emoji styles",
     )
+    p.add_argument(
+        "--aug-voice",
+        type=float,
+        default=0.0,
+        help="other-speaker augmentation of speech pictures (frequency-axis warp, tempo, EQ, "
+        "smoothing across frequency; 0 = off), for voices and synthesizers never heard",
+    )
     p.add_argument("--drop-path", type=float, default=0.0)
     p.add_argument(
         "--input-norm",
@@ -461,6 +522,12 @@ def quick_eval(net: VisualByteNet, ev: RenderedSplit, device, limit: int, batch:
         )
         out[f"{m}_r1"], out[f"{m}_r5"] = r[1], r[5]
     out["mean_r1"] = float(np.mean([out[f"{m}_r1"] for m in MODALITIES]))
+    if ev.other_audio is not None:  # reported, not part of mean_r1 (which picks best.pt)
+        x, y = ev.other_audio
+        idx = np.sort(rng.choice(len(y), size=min(len(y), limit), replace=False))
+        q = embed_arrays(lambda t: net.embed(t), x, idx, device, batch)
+        r = recall_at_k(q, y[idx], emb["image"], ys["image"], (1, 5))
+        out["other_audio_r1"], out["other_audio_r5"] = r[1], r[5]
     net.train()
     return out
 
@@ -643,7 +710,12 @@ def main(argv: list[str] | None = None) -> int:
             x = torch.cat(
                 [
                     to_input(
-                        gather_rows(train.x[m], rows[:, 1 + i]), m, args.aug, device, args.aug_style
+                        gather_rows(train.x[m], rows[:, 1 + i]),
+                        m,
+                        args.aug,
+                        device,
+                        args.aug_style,
+                        args.aug_voice,
                     )
                     for i, m in enumerate(MODALITIES)
                 ]
