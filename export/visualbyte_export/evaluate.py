@@ -671,8 +671,10 @@ def write_model_card(
         "λ·(CLIP(audio↔image) + CLIP(audio↔text)), learnable logit scale from ln(1/0.07); "
         "class-balanced batches (distinct classes, one image/text/audio triple each); AdamW with "
         "separate backbone/head learning rates, warm-up then cosine. Augmentation on the batch: "
-        "crop/flip/colour for photos, shift/scale/rotation for text, time shift/stretch and "
-        "frequency/time masks for audio.",
+        "crop/flip/colour (and with `aug_style` drawing style) for photos, shift/scale/rotation/"
+        "slant/stroke weight for text, time shift/stretch and frequency/time masks for audio "
+        "(and with `aug_voice` a frequency warp about the low end, tempo, EQ and smoothing "
+        "across frequency, for other speakers and synthesizers).",
         "",
         "## Numbers (held-out eval split)",
         f"Backend: {res['backend']}. Gallery = the eval images; image→image leaves the query out.",
