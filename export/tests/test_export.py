@@ -475,3 +475,39 @@ def test_evaluate_writes_the_card_with_other_synthesizers_speech_and_the_thresho
     assert read_contract(model)["threshold"] == pytest.approx(res["threshold"]["threshold"])
     for f in ("retrieval_grid.png", "tsne.png", "similarity.png"):
         assert (out / "figures" / f).stat().st_size > 0
+
+    # scripts/recreate-model.sh runs the card's Re-create block: every step parses as its command.
+    import shlex
+
+    from visualbyte_export import data as D
+    from visualbyte_export import evaluate as E
+    from visualbyte_export import export_onnx as X
+    from visualbyte_export import train as T
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "recreate-model.sh"
+    printed = subprocess.run(
+        [str(script), "--dry-run", "--card", str(out / "MODEL_CARD.md")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    steps = [x for x in printed.replace("\\\n", " ").splitlines() if x and not x.startswith("#")]
+    parsers = {
+        "data": D.parse_args,
+        "train": T.build_parser().parse_args,
+        "export": X.build_parser().parse_args,
+        "evaluate": E.build_parser().parse_args,
+    }
+    ran = []
+    for step in steps:
+        words = shlex.split(step)
+        if words[:3] == ["python", "-m", "visualbyte_export"]:
+            parsers[words[3]](words[4:])
+            ran.append(words[3])
+        else:
+            assert words[:2] == ["cargo", "run"] and "index" in words, step
+            ran.append("index")
+    assert ran == ["data", "train", "export", "evaluate", "index"]
+    assert X.build_parser().parse_args(shlex.split(steps[2])[4:]).checkpoint == Path(
+        T.DEFAULT_RUNS / "default" / "last.pt"
+    )

@@ -581,10 +581,14 @@ def _train_command(args: dict, dataset: str, name: str = "default", init: str | 
 
 
 def _export_command(info: dict, data: str) -> str:
-    """The `export` call that made the model: its output and, when not f32, its weights' type."""
+    """The `export` call that made the model (from the checkpoint the card's `train` command
+    writes): its output and, when not f32, its weights' type."""
+    from .train import DEFAULT_RUNS
+
     weights = info.get("weights", "f32")
     return (
-        "python -m visualbyte_export export --checkpoint RUN/last.pt --out models/visualbyte.onnx "
+        f"python -m visualbyte_export export --checkpoint {DEFAULT_RUNS}/default/last.pt "
+        "--out models/visualbyte.onnx "
         f"--output {info.get('output', 'embedding')} "
         + (f"--weights {weights} " if weights != "f32" else "")
         + f"--data {data} --require-runtime"
@@ -848,7 +852,12 @@ def write_model_card(
         ),
         _export_command(info, data),
         f"python -m visualbyte_export evaluate --model models/visualbyte.onnx --data {data}",
+        "cargo run --release -p visualbyte -- index build models/memory -o models/memory.vbi "
+        "--model models/visualbyte.onnx",
         "```",
+        "",
+        "`scripts/recreate-model.sh` runs these lines from the repository root (`--dry-run` prints "
+        "them); the training step takes its `--budget-minutes` on two CPU cores.",
     ]
     if notes is not None:
         lines += ["", notes.read_text().rstrip()]
@@ -985,7 +994,7 @@ def evaluate_embeddings(emb: dict, ev: dict, num_classes: int) -> dict:
     return res
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="visualbyte_export evaluate", description=__doc__.splitlines()[0]
     )
@@ -1022,7 +1031,11 @@ def main(argv: list[str] | None = None) -> int:
         "--notes", type=Path, help="markdown appended to the model card (e.g. measurements)"
     )
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
 
     meta = json.loads((args.data / "meta.json").read_text())

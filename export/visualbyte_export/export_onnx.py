@@ -290,7 +290,7 @@ def export_checkpoint(
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="visualbyte_export export", description=__doc__.splitlines()[0]
     )
@@ -319,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         "--require-runtime", action="store_true", help="fail if the Rust runtime is not built"
     )
     p.add_argument("--tolerance", type=float, default=PARITY_TOL)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(2)
     report = export_checkpoint(
         args.checkpoint,
