@@ -40,6 +40,7 @@ TEST_COUNTS = D.Counts(
     audio_train=4,
     audio_eval=2,
     audio_other=2,
+    text_other=2,
     text_train=4,
     text_eval=1,
     image_augs=1,
@@ -270,10 +271,14 @@ def test_tiny_dataset_layout(built):
             assert y.dtype == np.int64 and y.shape == (x.shape[0],)
             assert set(y.tolist()) == set(range(n_classes)), (split, modality)
             assert len(_rows(built / f"{split}_{modality}_rows.jsonl")) == x.shape[0]
-    x, y = np.load(built / "other_audio.npy"), np.load(built / "other_audio_y.npy")
-    assert x.dtype == np.uint8 and x.shape == (n_classes * TEST_COUNTS.audio_other, SIZE, SIZE, 3)
-    assert set(y.tolist()) == set(range(n_classes))
-    assert meta["counts"]["other_audio"] == x.shape[0]
+    for name, per_class in (
+        ("other_audio", TEST_COUNTS.audio_other),
+        ("other_text", TEST_COUNTS.text_other),
+    ):
+        x, y = np.load(built / f"{name}.npy"), np.load(built / f"{name}_y.npy")
+        assert x.dtype == np.uint8 and x.shape == (n_classes * per_class, SIZE, SIZE, 3)
+        assert set(y.tolist()) == set(range(n_classes))
+        assert meta["counts"][name] == x.shape[0]
     for name in ("neg_text", "neg_audio"):
         x = np.load(built / f"{name}.npy")
         assert x.dtype == np.uint8 and x.shape[1:] == (SIZE, SIZE, 3) and x.shape[0] > 0
@@ -316,6 +321,14 @@ def test_tiny_dataset_holds_out_voices_fonts_and_styles(built):
     assert {r["voice"] for r in other} == {f"{a}:{b}" for a, b in D.OTHER_SYNTHS}
     assert {r["lang"] for r in other} == {"en"}
     assert not any("synth" in r for r in train)
+
+    # Other fonts: none of them in training, Korean only where they have Hangul.
+    other_text = _rows(built / "other_text_rows.jsonl")
+    assert {r["font"] for r in other_text} <= set(D.OTHER_FONTS)
+    assert len({r["font"] for r in other_text}) >= 3
+    assert not set(D.OTHER_FONTS) & (set(D.TRAIN_FONTS) | set(D.EVAL_FONTS))
+    assert {r["lang"] for r in other_text} == {"en", "ko"}
+    assert all(r["font"] in D.HANGUL_FONTS for r in other_text if r["lang"] == "ko")
 
     neg = _rows(built / "neg_audio_rows.jsonl")
     assert {r["variant"] for r in neg} <= set(D.VARIANTS_EVAL)

@@ -449,7 +449,7 @@ def test_the_cards_recreate_steps_rebuild_the_dataset_with_its_counts_and_render
     assert "git show" not in plain
 
 
-def test_evaluate_writes_the_card_with_other_synthesizers_speech_and_the_threshold(tmp_path):
+def test_evaluate_writes_the_card_with_other_fonts_and_synthesizers_and_the_threshold(tmp_path):
     from visualbyte_export.evaluate import main as evaluate_main
     from visualbyte_export.evaluate import read_contract
     from visualbyte_export.fixture import write_synthetic_dataset
@@ -462,16 +462,21 @@ def test_evaluate_writes_the_card_with_other_synthesizers_speech_and_the_thresho
     out = tmp_path / "eval"
     assert evaluate_main(["--model", str(model), "--data", str(data), "--out", str(out)]) == 0
     res = json.loads((out / "eval.json").read_text())
-    other = res["other_speech"]
-    assert other["overall"]["n"] == 12
-    assert 0.0 <= other["overall"]["R@1"] <= other["overall"]["R@5"] <= 1.0
-    assert [v["voice"] for v in other["by_voice"]] == ["festival:kal_diphone", "flite:slt"]
-    assert sum(v["n"] for v in other["by_voice"]) == 12
-    right, wrong = other["at_threshold"]["accepted_right"], other["at_threshold"]["accepted_wrong"]
-    assert 0.0 <= right + wrong <= 1.0
     card = (out / "MODEL_CARD.md").read_text()
-    row = f"| audio, other synthesizers (never in training) | {other['overall']['R@1']:.3f} |"
-    assert row in card and "| flite:slt |" in card
+    for name, key, subsets, title in (
+        ("other_text", "font", ["LiberationSans", "NotoSerif"], "text, other fonts"),
+        ("other_audio", "voice", ["festival:kal_diphone", "flite:slt"], "audio, other synth"),
+    ):
+        other = res["other"][name]
+        assert other["overall"]["n"] == 12 and other["by"] == key
+        assert 0.0 <= other["overall"]["R@1"] <= other["overall"]["R@5"] <= 1.0
+        assert [v[key] for v in other["subsets"]] == subsets
+        assert sum(v["n"] for v in other["subsets"]) == 12
+        at = other["at_threshold"]
+        assert 0.0 <= at["accepted_right"] + at["accepted_wrong"] <= 1.0
+        row = next(x for x in card.splitlines() if x.startswith(f"| {title}"))
+        assert f"| {other['overall']['R@1']:.3f} | {other['overall']['R@5']:.3f} | 12 |" in row
+        assert f"| {subsets[1]} |" in card
     assert read_contract(model)["threshold"] == pytest.approx(res["threshold"]["threshold"])
     for f in ("retrieval_grid.png", "tsne.png", "similarity.png"):
         assert (out / "figures" / f).stat().st_size > 0

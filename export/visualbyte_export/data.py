@@ -11,7 +11,9 @@ Sources (docs: /work/shared/reference/offline-data.md; nothing else is downloade
   held-out sets; Korean (``-v ko``) uses the held-out variants for evaluation. Questions spoken by
   other synthesizers (flite's voices, festival's kal) are an evaluation-only split;
 - text: DejaVu Sans (regular, bold, mono), DejaVu Serif (regular, bold), Noto Sans and NanumSquareR
-  (and the runtime's embedded font) for training, NanumGothic held out for evaluation.
+  (and the runtime's embedded font) for training, NanumGothic held out for evaluation; typed
+  questions in other fonts (Liberation Sans/Serif/Mono/Sans Italic, Noto Serif, Nanum Myeongjo and
+  Barun Gothic) are an evaluation-only split.
 
 Pictures are augmented here (placement, background, rotation, colour), speech is augmented here
 (noise, gain, time shift, reverb, band limit, sample rate) and written as WAV files; then the
@@ -22,7 +24,8 @@ reuses them, and a rebuild from scratch reproduces them.
 
 Output (``DIR``): ``meta.json``, ``classes.csv``, ``{train,eval}_{image,text,audio}.npy`` (uint8
 ``[N, S, S, 3]``) with ``..._y.npy`` (int64 ``[N]``), ``..._rows.jsonl`` (what each row is),
-``other_audio.npy`` (+ ``_y.npy``, ``_rows.jsonl``: other synthesizers), ``neg_text.npy``,
+``other_text.npy``, ``other_audio.npy`` (+ ``_y.npy``, ``_rows.jsonl``: other fonts, other
+synthesizers), ``neg_text.npy``,
 ``neg_audio.npy`` (+ ``_rows.jsonl``) and ``samples/`` (one held-out-voice WAV per
 class). See export/README.md.
 """
@@ -111,8 +114,27 @@ FONT_FILES = {
     "NotoSans": "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
     "NanumSquareR": "/usr/share/fonts/truetype/nanum/NanumSquareR.ttf",
     "NanumGothic": "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
+    # Other fonts: evaluation only (other_text), never in training.
+    "LiberationSans": "/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf",
+    "LiberationSerif": "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
+    "LiberationMono": "/usr/share/fonts/truetype/liberation2/LiberationMono-Regular.ttf",
+    "LiberationSans-Italic": "/usr/share/fonts/truetype/liberation2/LiberationSans-Italic.ttf",
+    "NotoSerif": "/usr/share/fonts/truetype/noto/NotoSerif-Regular.ttf",
+    "NanumMyeongjo": "/usr/share/fonts/truetype/nanum/NanumMyeongjo.ttf",
+    "NanumBarunGothic": "/usr/share/fonts/truetype/nanum/NanumBarunGothic.ttf",
 }
-HANGUL_FONTS = ("NanumSquareR", "NanumGothic")
+HANGUL_FONTS = ("NanumSquareR", "NanumGothic", "NanumMyeongjo", "NanumBarunGothic")
+# Typed questions in other fonts (Liberation: Arial/Times/Courier metrics), evaluation only.
+OTHER_FONTS = (
+    "LiberationSans",
+    "LiberationSerif",
+    "LiberationMono",
+    "LiberationSans-Italic",
+    "NotoSerif",
+    "NanumMyeongjo",
+    "NanumBarunGothic",
+)
+FONT_PACKAGES = "fonts-dejavu-core fonts-nanum fonts-noto-core fonts-liberation2"
 EMBEDDED_FONT = (
     "embedded"  # no "font" key: the runtime's built-in font (what the device renders with)
 )
@@ -159,6 +181,7 @@ class Counts:
     audio_train: int = 80
     audio_eval: int = 12
     audio_other: int = 5  # other synthesizers (OTHER_SYNTHS), evaluation only; 0 = none
+    text_other: int = 4  # other fonts (OTHER_FONTS), evaluation only; 0 = none
     text_train: int = 32
     text_eval: int = 4
     image_augs: int = 3
@@ -176,6 +199,7 @@ class Counts:
             audio_train=6,
             audio_eval=2,
             audio_other=1,
+            text_other=1,
             text_train=4,
             text_eval=1,
             image_augs=1,
@@ -757,6 +781,28 @@ def text_jobs(cfg: Config, classes: list[ClassSpec], split: str) -> list[dict]:
     return jobs
 
 
+def other_text_jobs(cfg: Config, classes: list[ClassSpec]) -> list[dict]:
+    """Typed questions in fonts never used in training (``OTHER_FONTS``), for evaluation only:
+    phrases, languages and case as the held-out font's split, fonts taken in turn (Korean only
+    in the ones with Hangul)."""
+    n = cfg.counts.text_other
+    hangul = [f for f in OTHER_FONTS if f in HANGUL_FONTS]
+    jobs = []
+    for cid, c in enumerate(classes):
+        for i in range(n):
+            rng = rng_for(cfg.seed, "text-other", c.key, i)
+            lang = _lang(c, i, n, cfg.counts.ko_fraction)
+            text = _phrase(c, lang, rng, bare_p=0.4)
+            if lang == "en":
+                text = _case(text, rng)
+            fonts = hangul if lang == "ko" else OTHER_FONTS
+            font = fonts[(cid + i) % len(fonts)]
+            jobs.append(
+                {"y": cid, "class": c.key, "lang": lang, "text": text, "font": font, "jitter": None}
+            )
+    return jobs
+
+
 def image_jobs(
     cfg: Config,
     classes: list[ClassSpec],
@@ -931,8 +977,7 @@ class Builder:
         path = self.cfg.fonts.get(name)
         if not path or not Path(path).exists():
             raise FileNotFoundError(
-                f"font {name} not found at {path}: apt-get install fonts-dejavu-core fonts-nanum "
-                "fonts-noto-core"
+                f"font {name} not found at {path}: apt-get install {FONT_PACKAGES}"
             )
         return path
 
@@ -1054,10 +1099,12 @@ class Builder:
         log(f"{len(self.classes)} classes, size {cfg.size}, seed {cfg.seed}, cache {self.cache}")
         voices = voice_sets()
         fonts_needed = set(TRAIN_FONTS) | set(EVAL_FONTS)
+        if cfg.counts.text_other > 0:
+            fonts_needed |= set(OTHER_FONTS)
         for f in fonts_needed:
             self.font_path(f)
         embedded = str(self.renderer.get("text", {}).get("font", ""))
-        if any(_slug(e) in _slug(embedded) for e in EVAL_FONTS if embedded):
+        if any(_slug(e) in _slug(embedded) for e in (*EVAL_FONTS, *OTHER_FONTS) if embedded):
             raise RuntimeError(f"the runtime's embedded font {embedded!r} is the held-out font")
 
         picks = {}
@@ -1084,6 +1131,11 @@ class Builder:
             for m in ("image", "text", "audio"):
                 counts[f"{split}_{m}"] = int(np.load(out / f"{split}_{m}_y.npy").shape[0])
 
+        if cfg.counts.text_other > 0:
+            jobs = other_text_jobs(cfg, self.classes)
+            arr = self.cached("other_text", jobs, self.text_lines)
+            self._save(out, "other", "text", jobs, arr)
+            counts["other_text"] = len(jobs)
         if cfg.counts.audio_other > 0:
             jobs = other_audio_jobs(cfg, self.classes)
             arr = self.cached("other_audio", jobs, self.speech_lines)
@@ -1217,6 +1269,12 @@ class Builder:
                         "pitch": [30, 70],
                         "augment": "even rows clean, odd rows mild (strength 0.7)",
                     },
+                },
+                "other_fonts": {
+                    "fonts": list(OTHER_FONTS),
+                    "korean_fonts": [f for f in OTHER_FONTS if f in HANGUL_FONTS],
+                    "per_class": cnt.text_other,
+                    "use": "evaluation only (other_text.npy)",
                 },
                 "other_speech": {
                     "synthesizers": [f"{a}:{b}" for a, b in OTHER_SYNTHS],

@@ -688,12 +688,11 @@ def write_model_card(
     ]
     for k, v in res["overall"].items():
         lines.append(f"| {k.split('->')[0]} | {v['R@1']:.3f} | {v['R@5']:.3f} | {v['n']} |")
-    other = res.get("other_speech")
-    if other:
+    others = res.get("other") or {}
+    for name, other in others.items():
         o = other["overall"]
         lines.append(
-            f"| audio, other synthesizers (never in training) | {o['R@1']:.3f} | "
-            f"{o['R@5']:.3f} | {o['n']} |"
+            f"| {OTHER_TITLES.get(name, name)} | {o['R@1']:.3f} | {o['R@5']:.3f} | {o['n']} |"
         )
     chance = res.get("chance_r1", {})
     lines += [
@@ -723,21 +722,27 @@ def write_model_card(
             f"| {r['modality']} | {r['subset']} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['n']} |"
             for r in rows
         ]
-    if other and other.get("by_voice"):
-        at = other.get("at_threshold", {})
+    intro = {
+        "other_text": "Typed questions in fonts never used in training (Liberation Sans, Serif, "
+        "Mono and Sans Italic, Noto Serif; Korean in Nanum Myeongjo and Barun Gothic), by font.",
+        "other_audio": "Spoken questions from other synthesizers (flite's voices, festival's kal; "
+        "the same kind of phrases, half mildly augmented), by voice.",
+    }
+    for name, other in others.items():
+        if not other.get("subsets"):
+            continue
+        at, key = other.get("at_threshold", {}), other["by"]
         lines += [
             "",
-            "Spoken questions from other synthesizers (flite, festival; the same phrases, half "
-            "mildly augmented), by voice. At the threshold they are answered right "
-            f"{at.get('accepted_right', float('nan')):.1%} and wrong "
-            f"{at.get('accepted_wrong', float('nan')):.1%} of the time:",
+            f"{intro.get(name, name)} At the threshold they are answered right "
+            f"{at.get('accepted_right', nan):.1%} and wrong {at.get('accepted_wrong', nan):.1%} "
+            "of the time:",
             "",
-            "| voice | R@1 | R@5 | n |",
+            f"| {key} | R@1 | R@5 | n |",
             "|---|---|---|---|",
         ]
         lines += [
-            f"| {r['voice']} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['n']} |"
-            for r in other["by_voice"]
+            f"| {r[key]} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['n']} |" for r in other["subsets"]
         ]
     if res.get("variants"):
         lines += [
@@ -883,35 +888,54 @@ def load_eval(data: Path, limit: int | None, seed: int = 0) -> dict:
     for m in ("text", "audio"):
         p = data / f"neg_{m}.npy"
         ev["x"][f"neg_{m}"] = np.asarray(np.load(p, mmap_mode="r")) if p.exists() else None
-    p = data / "other_audio.npy"
-    if p.exists():  # questions spoken by other synthesizers (evaluation only)
-        ev["x"]["other_audio"] = np.asarray(np.load(p, mmap_mode="r"))
-        ev["y"]["other_audio"] = np.load(data / "other_audio_y.npy").astype(np.int64)
-        rows = data / "other_audio_rows.jsonl"
+    for name in OTHER_SPLITS:  # questions in other fonts and synthesizers (evaluation only)
+        p = data / f"{name}.npy"
+        if not p.exists():
+            continue
+        ev["x"][name] = np.asarray(np.load(p, mmap_mode="r"))
+        ev["y"][name] = np.load(data / f"{name}_y.npy").astype(np.int64)
+        rows = data / f"{name}_rows.jsonl"
         if rows.exists():
-            ev.setdefault("rows", {})["other_audio"] = [
+            ev.setdefault("rows", {})[name] = [
                 json.loads(line) for line in rows.read_text().splitlines() if line.strip()
             ]
     return ev
 
 
-def evaluate_other_speech(
-    q: np.ndarray, qy: np.ndarray, rows: list[dict] | None, g: np.ndarray, gy: np.ndarray, t: float
+# Evaluation-only splits of the builder: typed questions in fonts and spoken ones from
+# synthesizers never used in training; each with the row key that names its subsets.
+OTHER_SPLITS = {"other_text": "font", "other_audio": "voice"}
+OTHER_TITLES = {
+    "other_text": "text, other fonts (never in training)",
+    "other_audio": "audio, other synthesizers (never in training)",
+}
+
+
+def evaluate_other(
+    q: np.ndarray,
+    qy: np.ndarray,
+    rows: list[dict] | None,
+    g: np.ndarray,
+    gy: np.ndarray,
+    t: float,
+    key: str,
 ) -> dict:
-    """Spoken questions from synthesizers the model never heard in training, against the eval
-    gallery: R@1/R@5 overall and per voice, and the answers at the threshold ``t``."""
+    """Questions in fonts or voices the model never saw in training, against the eval gallery:
+    R@1/R@5 overall and per ``key`` of their rows (font, voice), and the answers at the
+    threshold ``t``."""
     hits, _ = recall_at_k(q, qy, g, gy, (1, 5), per_query=True)
     out = {
         "overall": {"R@1": float(hits[1].mean()), "R@5": float(hits[5].mean()), "n": len(qy)},
-        "by_voice": [],
+        "by": key,
+        "subsets": [],
     }
     if rows and len(rows) == len(qy):
-        voices = np.array([str(r.get("voice")) for r in rows])
-        for v in sorted(set(voices)):
-            sel = voices == v
-            out["by_voice"].append(
+        values = np.array([str(r.get(key)) for r in rows])
+        for v in sorted(set(values)):
+            sel = values == v
+            out["subsets"].append(
                 {
-                    "voice": v,
+                    key: v,
                     "R@1": float(hits[1][sel].mean()),
                     "R@5": float(hits[5][sel].mean()),
                     "n": int(sel.sum()),
@@ -1096,15 +1120,19 @@ def main(argv: list[str] | None = None) -> int:
     cal.update(outcomes_at(best, right, cal["threshold"]))
     res["threshold"] = cal
     res["threshold_tradeoff"] = threshold_tradeoff(best, right, negs)
-    if ev["x"].get("other_audio") is not None:
-        res["other_speech"] = evaluate_other_speech(
-            emb_fn(ev["x"]["other_audio"]),
-            ev["y"]["other_audio"],
-            ev.get("rows", {}).get("other_audio"),
+    res["other"] = {
+        name: evaluate_other(
+            emb_fn(ev["x"][name]),
+            ev["y"][name],
+            ev.get("rows", {}).get(name),
             g,
             ev["y"]["image"],
             cal["threshold"],
+            key,
         )
+        for name, key in OTHER_SPLITS.items()
+        if ev["x"].get(name) is not None
+    }
 
     res["variants"] = {}
     for v in args.variant:

@@ -119,7 +119,7 @@ def write_synthetic_dataset(
     renderer: dict | None = None,
 ) -> Path:
     """A tiny dataset in the builder's format (meta.json + ``{split}_{modality}[_y].npy`` +
-    ``other_audio*`` + ``neg_*``).
+    ``other_{text,audio}*`` + ``neg_*``).
 
     Each class gets a colour (images), a stripe period (text) and a band of rows (audio), so a
     few steps of
@@ -157,13 +157,16 @@ def write_synthetic_dataset(
     for m in ("text", "audio"):
         neg = np.clip(rng.normal(128, 60, size=(4, size, size, 3)), 0, 255).astype(np.uint8)
         np.save(root / f"neg_{m}.npy", neg)
-    # Questions "spoken by other synthesizers": two voices taking turns.
+    # Questions "in other fonts" and "spoken by other synthesizers": two of each taking turns.
     ys = np.arange(num_classes).repeat(2)
-    np.save(root / "other_audio.npy", np.stack([sample("audio", int(c)) for c in ys]))
-    np.save(root / "other_audio_y.npy", ys.astype(np.int64))
-    voices = ("flite:slt", "festival:kal_diphone")
-    rows = [{"y": int(c), "voice": voices[i % 2], "lang": "en"} for i, c in enumerate(ys)]
-    (root / "other_audio_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for m, key, names in (
+        ("text", "font", ("LiberationSans", "NotoSerif")),
+        ("audio", "voice", ("flite:slt", "festival:kal_diphone")),
+    ):
+        np.save(root / f"other_{m}.npy", np.stack([sample(m, int(c)) for c in ys]))
+        np.save(root / f"other_{m}_y.npy", ys.astype(np.int64))
+        rows = [{"y": int(c), key: names[i % 2], "lang": "en"} for i, c in enumerate(ys)]
+        (root / f"other_{m}_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     meta = {
         "seed": seed,
         "size": size,

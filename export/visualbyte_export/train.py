@@ -54,13 +54,14 @@ class RenderedSplit:
                     f"{split}_{m}: {len(self.x[m])} samples but {len(self.y[m])} labels"
                 )
         self.size = int(self.x["image"].shape[1])
-        # Questions spoken by other synthesizers (an evaluation-only split of the eval set).
-        self.other_audio = None
-        if split == "eval" and (self.root / "other_audio.npy").exists():
-            self.other_audio = (
-                np.load(self.root / "other_audio.npy", mmap_mode=mode),
-                np.load(self.root / "other_audio_y.npy").astype(np.int64),
-            )
+        # Questions in other fonts and from other synthesizers (evaluation-only splits).
+        self.other = {}
+        for name in ("other_text", "other_audio") if split == "eval" else ():
+            if (self.root / f"{name}.npy").exists():
+                self.other[name] = (
+                    np.load(self.root / f"{name}.npy", mmap_mode=mode),
+                    np.load(self.root / f"{name}_y.npy").astype(np.int64),
+                )
 
 
 def load_meta(root: Path) -> dict:
@@ -522,12 +523,11 @@ def quick_eval(net: VisualByteNet, ev: RenderedSplit, device, limit: int, batch:
         )
         out[f"{m}_r1"], out[f"{m}_r5"] = r[1], r[5]
     out["mean_r1"] = float(np.mean([out[f"{m}_r1"] for m in MODALITIES]))
-    if ev.other_audio is not None:  # reported, not part of mean_r1 (which picks best.pt)
-        x, y = ev.other_audio
+    for name, (x, y) in ev.other.items():  # reported, not part of mean_r1 (which picks best.pt)
         idx = np.sort(rng.choice(len(y), size=min(len(y), limit), replace=False))
         q = embed_arrays(lambda t: net.embed(t), x, idx, device, batch)
         r = recall_at_k(q, y[idx], emb["image"], ys["image"], (1, 5))
-        out["other_audio_r1"], out["other_audio_r5"] = r[1], r[5]
+        out[f"{name}_r1"], out[f"{name}_r5"] = r[1], r[5]
     net.train()
     return out
 
