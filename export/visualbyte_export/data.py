@@ -25,9 +25,8 @@ reuses them, and a rebuild from scratch reproduces them.
 Output (``DIR``): ``meta.json``, ``classes.csv``, ``{train,eval}_{image,text,audio}.npy`` (uint8
 ``[N, S, S, 3]``) with ``..._y.npy`` (int64 ``[N]``), ``..._rows.jsonl`` (what each row is),
 ``other_text.npy``, ``other_audio.npy`` (+ ``_y.npy``, ``_rows.jsonl``: other fonts, other
-synthesizers), ``neg_text.npy``,
-``neg_audio.npy`` (+ ``_rows.jsonl``) and ``samples/`` (one held-out-voice WAV per
-class). See export/README.md.
+synthesizers), ``neg_text.npy``, ``neg_audio.npy`` (+ ``_rows.jsonl``) and ``samples/`` (one
+held-out-voice WAV per class). See export/README.md.
 """
 
 from __future__ import annotations

@@ -30,6 +30,19 @@ import torch
 from .model import CLASSIFIER_SCALE, IMAGENET_MEAN, IMAGENET_STD
 
 MODALITIES = ("image", "text", "audio")
+# Evaluation-only splits of the builder: typed questions in fonts and spoken ones from
+# synthesizers never used in training; each with the row key that names its subsets.
+OTHER_SPLITS = {"other_text": "font", "other_audio": "voice"}
+OTHER_TITLES = {
+    "other_text": "text, other fonts (never in training)",
+    "other_audio": "audio, other synthesizers (never in training)",
+}
+OTHER_INTROS = {
+    "other_text": "Typed questions in fonts never used in training (Liberation Sans, Serif, "
+    "Mono and Sans Italic, Noto Serif; Korean in Nanum Myeongjo and Barun Gothic), by font.",
+    "other_audio": "Spoken questions from other synthesizers (flite's voices, festival's kal; "
+    "the same kind of phrases, half mildly augmented), by voice.",
+}
 CONTRACT_KEY = "visualbyte.contract"
 
 
@@ -722,19 +735,13 @@ def write_model_card(
             f"| {r['modality']} | {r['subset']} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['n']} |"
             for r in rows
         ]
-    intro = {
-        "other_text": "Typed questions in fonts never used in training (Liberation Sans, Serif, "
-        "Mono and Sans Italic, Noto Serif; Korean in Nanum Myeongjo and Barun Gothic), by font.",
-        "other_audio": "Spoken questions from other synthesizers (flite's voices, festival's kal; "
-        "the same kind of phrases, half mildly augmented), by voice.",
-    }
     for name, other in others.items():
         if not other.get("subsets"):
             continue
         at, key = other.get("at_threshold", {}), other["by"]
         lines += [
             "",
-            f"{intro.get(name, name)} At the threshold they are answered right "
+            f"{OTHER_INTROS.get(name, name)} At the threshold they are answered right "
             f"{at.get('accepted_right', nan):.1%} and wrong {at.get('accepted_wrong', nan):.1%} "
             "of the time:",
             "",
@@ -900,15 +907,6 @@ def load_eval(data: Path, limit: int | None, seed: int = 0) -> dict:
                 json.loads(line) for line in rows.read_text().splitlines() if line.strip()
             ]
     return ev
-
-
-# Evaluation-only splits of the builder: typed questions in fonts and spoken ones from
-# synthesizers never used in training; each with the row key that names its subsets.
-OTHER_SPLITS = {"other_text": "font", "other_audio": "voice"}
-OTHER_TITLES = {
-    "other_text": "text, other fonts (never in training)",
-    "other_audio": "audio, other synthesizers (never in training)",
-}
 
 
 def evaluate_other(
