@@ -462,3 +462,22 @@ def test_other_synthesizers_speak_and_a_missing_one_is_a_clear_error(tmp_path, m
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match="apt-get install flite festival"):
         D.other_synth("tiger", "flite", "slt")
+
+
+def test_rebuilding_a_dataset_under_a_running_reader_leaves_its_memory_mapped_arrays_intact(
+    sources, fake_bin, tmp_path, monkeypatch
+):
+    """A training run had the dataset memory-mapped when the builder rewrote the same files in
+    place (to add a split): the files were truncated under it and it died of SIGBUS. A rebuild
+    now replaces each file, so a reader keeps the arrays it opened."""
+    monkeypatch.setenv("VISUALBYTE_BIN", str(fake_bin))
+    out = tmp_path / "ds"
+    D.Builder(tiny_config(out, sources, seed=0)).build()
+    opened = {n: np.load(out / f"{n}.npy", mmap_mode="r") for n in ("train_audio", "train_text")}
+    before = {n: np.array(a) for n, a in opened.items()}
+    D.Builder(tiny_config(out, sources, seed=1)).build()  # other speech and text, same shapes
+    for n, a in opened.items():
+        rebuilt = np.load(out / f"{n}.npy")
+        assert rebuilt.shape == before[n].shape and not np.array_equal(rebuilt, before[n]), n
+        np.testing.assert_array_equal(a, before[n], err_msg=n)
+    assert not list(out.glob("*.tmp"))

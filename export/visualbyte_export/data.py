@@ -1165,13 +1165,13 @@ class Builder:
     def _save(out: Path, split: str, modality: str, jobs: list[dict], arr: np.ndarray) -> None:
         y = np.array([j["y"] for j in jobs], np.int64)
         assert arr.shape[0] == y.shape[0]
-        np.save(out / f"{split}_{modality}.npy", arr)
-        np.save(out / f"{split}_{modality}_y.npy", y)
+        _save_array(out / f"{split}_{modality}.npy", arr)
+        _save_array(out / f"{split}_{modality}_y.npy", y)
         _write_rows(out / f"{split}_{modality}_rows.jsonl", jobs)
 
     @staticmethod
     def _save_neg(out: Path, name: str, jobs: list[dict], arr: np.ndarray) -> None:
-        np.save(out / f"{name}.npy", arr)
+        _save_array(out / f"{name}.npy", arr)
         _write_rows(out / f"{name}_rows.jsonl", jobs)
 
     def write_samples(self, folder: Path, voices: VoiceSets) -> None:
@@ -1321,10 +1321,22 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _save_array(path: Path, arr: np.ndarray) -> None:
+    """``np.save`` to a new file that then replaces ``path``: a training run that has the old
+    array memory-mapped keeps reading it (rewriting the file in place truncated it under the
+    reader, which died of SIGBUS)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, arr)
+    tmp.replace(path)
+
+
 def _write_rows(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    tmp.replace(path)
 
 
 # ------------------------------------------------------------------------------------------------
