@@ -745,6 +745,12 @@ def _case(text: str, rng: np.random.Generator) -> str:
     return text.upper()
 
 
+def _typed(c: ClassSpec, lang: str, rng: np.random.Generator) -> str:
+    """A typed question: the name or a carrier phrase, English in a random case."""
+    text = _phrase(c, lang, rng, bare_p=0.4)
+    return _case(text, rng) if lang == "en" else text
+
+
 def text_jobs(cfg: Config, classes: list[ClassSpec], split: str) -> list[dict]:
     n = cfg.counts.text_train if split == "train" else cfg.counts.text_eval
     fonts = TRAIN_FONTS if split == "train" else EVAL_FONTS
@@ -754,9 +760,7 @@ def text_jobs(cfg: Config, classes: list[ClassSpec], split: str) -> list[dict]:
         for i in range(n):
             rng = rng_for(cfg.seed, "text", split, c.key, i)
             lang = _lang(c, i, n, cfg.counts.ko_fraction)
-            text = _phrase(c, lang, rng, bare_p=0.4)
-            if lang == "en":
-                text = _case(text, rng)
+            text = _typed(c, lang, rng)
             if text != c.en and rng.random() < 0.3 and " " in text and not text.endswith("?"):
                 text += "?"
             font = str(rng.choice(ko_fonts if lang == "ko" else fonts))
@@ -791,9 +795,7 @@ def other_text_jobs(cfg: Config, classes: list[ClassSpec]) -> list[dict]:
         for i in range(n):
             rng = rng_for(cfg.seed, "text-other", c.key, i)
             lang = _lang(c, i, n, cfg.counts.ko_fraction)
-            text = _phrase(c, lang, rng, bare_p=0.4)
-            if lang == "en":
-                text = _case(text, rng)
+            text = _typed(c, lang, rng)
             fonts = hangul if lang == "ko" else OTHER_FONTS
             font = fonts[(cid + i) % len(fonts)]
             jobs.append(
@@ -1304,13 +1306,13 @@ class Builder:
 
 def _model_id_and_digest(path: Path) -> dict:
     """The model whose renderer settings a dataset was built with (``--renderer-from``)."""
-    from .evaluate import read_contract
+    from .onnx_init import onnx_model_info
 
     try:
-        model_id = read_contract(path)["model_id"]
+        info = onnx_model_info(Path(path))
     except Exception:  # the renderer took its settings from it; only its id is unknown here
-        model_id = None
-    return {"model_id": model_id, "sha256": _file_sha256(Path(path))}
+        return {"model_id": None, "sha256": _file_sha256(Path(path))}
+    return {"model_id": info["model_id"], "sha256": info["sha256"]}
 
 
 def _file_sha256(path: Path) -> str:

@@ -887,11 +887,9 @@ def load_eval(data: Path, limit: int | None, seed: int = 0) -> dict:
         if limit and len(y) > limit:
             idx = np.sort(rng.choice(len(y), size=limit, replace=False))
         ev["x"][m], ev["y"][m] = np.asarray(x[idx]), y[idx]
-        rows_path = data / f"eval_{m}_rows.jsonl"
-        if rows_path.exists():
-            rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
-            if len(rows) == len(y):
-                ev.setdefault("rows", {})[m] = [rows[i] for i in idx]
+        rows = _read_rows(data / f"eval_{m}_rows.jsonl")
+        if rows is not None and len(rows) == len(y):
+            ev.setdefault("rows", {})[m] = [rows[i] for i in idx]
     for m in ("text", "audio"):
         p = data / f"neg_{m}.npy"
         ev["x"][f"neg_{m}"] = np.asarray(np.load(p, mmap_mode="r")) if p.exists() else None
@@ -901,12 +899,32 @@ def load_eval(data: Path, limit: int | None, seed: int = 0) -> dict:
             continue
         ev["x"][name] = np.asarray(np.load(p, mmap_mode="r"))
         ev["y"][name] = np.load(data / f"{name}_y.npy").astype(np.int64)
-        rows = data / f"{name}_rows.jsonl"
-        if rows.exists():
-            ev.setdefault("rows", {})[name] = [
-                json.loads(line) for line in rows.read_text().splitlines() if line.strip()
-            ]
+        rows = _read_rows(data / f"{name}_rows.jsonl")
+        if rows is not None:
+            ev.setdefault("rows", {})[name] = rows
     return ev
+
+
+def _read_rows(path: Path) -> list[dict] | None:
+    """A builder's ``*_rows.jsonl`` (what each row is), or None when there is none."""
+    if not path.exists():
+        return None
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _recall_by(values: np.ndarray, hits: dict) -> list[tuple[str, dict]]:
+    """R@1, R@5 and the count of the queries of each value of ``values`` (one per query)."""
+    return [
+        (
+            v,
+            {
+                "R@1": float(hits[1][values == v].mean()),
+                "R@5": float(hits[5][values == v].mean()),
+                "n": int((values == v).sum()),
+            },
+        )
+        for v in sorted(set(values))
+    ]
 
 
 def evaluate_other(
@@ -929,16 +947,7 @@ def evaluate_other(
     }
     if rows and len(rows) == len(qy):
         values = np.array([str(r.get(key)) for r in rows])
-        for v in sorted(set(values)):
-            sel = values == v
-            out["subsets"].append(
-                {
-                    key: v,
-                    "R@1": float(hits[1][sel].mean()),
-                    "R@5": float(hits[5][sel].mean()),
-                    "n": int(sel.sum()),
-                }
-            )
+        out["subsets"] = [{key: v, **r} for v, r in _recall_by(values, hits)]
     best, right = best_matches(q, qy, g, gy)
     out["at_threshold"] = outcomes_at(best, right, t)
     return out
@@ -958,17 +967,9 @@ def _by_group(ev: dict, per_query: dict) -> dict:
             values = np.array([str(r.get(key)) for r in rows])
             if len(set(values)) < 2 and key != keys[0]:
                 continue
-            for v in sorted(set(values)):
-                sel = values == v
-                out.setdefault(key, []).append(
-                    {
-                        "modality": m,
-                        "subset": v,
-                        "R@1": float(per_query[m][1][sel].mean()),
-                        "R@5": float(per_query[m][5][sel].mean()),
-                        "n": int(sel.sum()),
-                    }
-                )
+            out.setdefault(key, []).extend(
+                {"modality": m, "subset": v, **r} for v, r in _recall_by(values, per_query[m])
+            )
     return out
 
 

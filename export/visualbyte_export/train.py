@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .evaluate import OTHER_SPLITS
 from .losses import LossWeights, curriculum_weights, visualbyte_loss
 from .model import (
     IMAGENET_MEAN,
@@ -56,7 +57,7 @@ class RenderedSplit:
         self.size = int(self.x["image"].shape[1])
         # Questions in other fonts and from other synthesizers (evaluation-only splits).
         self.other = {}
-        for name in ("other_text", "other_audio") if split == "eval" else ():
+        for name in OTHER_SPLITS if split == "eval" else ():
             if (self.root / f"{name}.npy").exists():
                 self.other[name] = (
                     np.load(self.root / f"{name}.npy", mmap_mode=mode),
@@ -132,30 +133,28 @@ def _u(n, lo, hi, g, device):
     )
 
 
+def _blur(x: torch.Tensor, sigma: torch.Tensor, axis: int, radius: int = 3) -> torch.Tensor:
+    """Gaussian blur of each picture along ``axis`` (2: down the rows, 3: along them), ``sigma``
+    pixels per picture (~0 gives the identity tap); edges replicated."""
+    n, c, h, w = x.shape
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype).view(1, -1)
+    k = torch.exp(-0.5 * (taps / sigma.clamp_min(1e-3).view(n, 1)) ** 2)
+    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)
+    if axis == 2:
+        pad, shape = (0, 0, radius, radius), (n * c, 1, -1, 1)
+    else:
+        pad, shape = (radius, radius, 0, 0), (n * c, 1, 1, -1)
+    flat = F.pad(x.reshape(1, n * c, h, w), pad, mode="replicate")
+    return F.conv2d(flat, k.view(shape), groups=n * c).reshape(n, c, h, w)
+
+
 def _style(x: torch.Tensor, s: float, g, dev) -> torch.Tensor:
     """Drawing-style changes on photos and emoji, so that a style the network never saw (a held-out
     emoji vendor, a camera) still reads: blur that softens outlines and flat fills, gamma, a mild
     colour cast, and grey pictures. Colours keep their hue (a red apple stays red)."""
     n = x.shape[0]
     sigma = _u(n, 0, 1.2 * s, g, dev)  # pixels at the input size
-    radius = 3
-    taps = torch.arange(-radius, radius + 1, device=dev, dtype=x.dtype).view(1, -1)
-    k = torch.exp(-0.5 * (taps / sigma.clamp_min(1e-3).view(n, 1)) ** 2)
-    k = k / k.sum(dim=1, keepdim=True)  # [n, 7]; sigma ~0 gives the identity tap
-    c, h, w = x.shape[1:]
-    flat = x.reshape(1, n * c, h, w)
-    kk = k.repeat_interleave(c, dim=0)
-    flat = F.conv2d(
-        F.pad(flat, (radius, radius, 0, 0), mode="replicate"),
-        kk.view(n * c, 1, 1, -1),
-        groups=n * c,
-    )
-    flat = F.conv2d(
-        F.pad(flat, (0, 0, radius, radius), mode="replicate"),
-        kk.view(n * c, 1, -1, 1),
-        groups=n * c,
-    )
-    x = flat.reshape(n, c, h, w)
+    x = _blur(_blur(x, sigma, axis=3), sigma, axis=2)
     gamma = torch.exp(_u(n, -0.4 * s, 0.4 * s, g, dev)).view(n, 1, 1, 1)
     x = x.clamp(0, 1) ** gamma
     cast = 1 + torch.empty(n, 3, 1, 1, device=dev).uniform_(-0.1 * s, 0.1 * s, generator=g)
@@ -173,16 +172,6 @@ def _stroke_weight(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     w = w.view(-1, 1, 1, 1)
     target = torch.where(w > 0, bolder, lighter)
     return x + (target - x) * w.abs().clamp(max=1)
-
-
-def _blur_rows(x: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.Tensor:
-    """Gaussian blur down the rows (axis 2) of each picture, ``sigma`` pixels each (~0: none)."""
-    n, c, h, w = x.shape
-    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype).view(1, -1)
-    k = torch.exp(-0.5 * (taps / sigma.clamp_min(1e-3).view(n, 1)) ** 2)
-    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)
-    flat = F.pad(x.reshape(1, n * c, h, w), (0, 0, radius, radius), mode="replicate")
-    return F.conv2d(flat, k.view(n * c, 1, -1, 1), groups=n * c).reshape(n, c, h, w)
 
 
 def _voice(x: torch.Tensor, v: float, g, dev) -> torch.Tensor:
@@ -205,7 +194,7 @@ def _voice(x: torch.Tensor, v: float, g, dev) -> torch.Tensor:
     phase = _u(n, 0, 6.2832, g, dev).view(n, 1)
     curve = tilt * pos + ripple * torch.sin(3.1416 * cycles * pos + phase)
     x = x + curve.view(n, 1, s, 1) * (x > 0.02).to(x.dtype)
-    x = _blur_rows(x.clamp(0, 1), _u(n, 0, 1.0 * v, g, dev))
+    x = _blur(x.clamp(0, 1), _u(n, 0, 1.0 * v, g, dev), axis=2)
     return x.clamp(0, 1)
 
 
