@@ -98,6 +98,26 @@ def test_side_by_side_benchmarks_our_binary_on_the_model_it_was_given(tmp_path):
     assert report["by_name"]["embed"]["median_ms"] == 1.0
 
 
+def test_side_by_side_reports_the_median_round_of_alternating_rounds():
+    """One round of each side in turn can favour either on a VM whose speed drifts; the reported
+    round is the one with the median ratio, not the first."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_side_by_side", REPO / "scripts" / "bench_side_by_side.py"
+    )
+    bsb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bsb)
+
+    def ms(v):
+        return {"median_ms": v}
+
+    pairs = [(ms(1.3), ms(1.0)), (ms(1.8), ms(2.0)), (ms(2.2), ms(2.0))]
+    mid, ratios = bsb.median_round(pairs)
+    assert mid == 2
+    assert [round(r, 2) for r in ratios] == [1.3, 0.9, 1.1]
+    assert bsb.median_round(pairs[:2])[0] == 1
+    assert bsb.median_round(pairs[:1])[0] == 0
+
+
 # A Debian machine on which nothing is installed until the fake apt-get runs: dpkg-query fails for
 # every package (as the real one does for an unknown package) until then, and reports each one
 # installed after.
