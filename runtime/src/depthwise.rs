@@ -89,11 +89,13 @@ impl EvalOp for PaddedDepthWise {
                 let data = &data[item * c * plane..(item + 1) * c * plane];
                 // Whole planes per task when the plan has several threads (`--threads`); every plane
                 // is computed the same way whatever the split, so the result does not depend on it.
+                let group = split_group(c, h, w, k);
                 tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
                     out,
-                    plane,
+                    group * plane,
                     c * plane * k * k,
-                    |first, chunk| {
+                    |first_group, chunk| {
+                        let first = first_group * group;
                         let planes = chunk.len() / plane;
                         let b = if bias.len() == 1 {
                             bias
@@ -291,6 +293,19 @@ pub fn depthwise_same(
         shape,
         best_block(h * (w + k / 2 * 2)),
     );
+}
+
+/// The planes a thread's share of one convolution is counted in: whole groups of 16 channels for the
+/// small planes that [`depthwise_same`] computes 16 channels at a time, so that a split over threads
+/// does not send some of them to the block kernel (at 2 threads, 192 channels went in shares of 24:
+/// 16 channels at a time and 8 by blocks, which on a 6×6 plane compute twice the points they keep);
+/// single planes otherwise.
+fn split_group(c: usize, h: usize, w: usize, k: usize) -> usize {
+    if small_plane(h, w, k) && c.is_multiple_of(16) {
+        16
+    } else {
+        1
+    }
 }
 
 /// Planes at most 6×6 with a kernel of at most 7×7: at the padded row stride they would compute at
@@ -720,6 +735,46 @@ mod tests {
             depthwise_planes(&data, &kernel, &bias, &mut blocks, [c, h, w, k], block);
             assert_eq!(out, blocks, "c{c} {h}×{w} k{k}");
         }
+    }
+
+    #[test]
+    fn a_split_over_threads_keeps_small_planes_in_whole_groups_of_16_channels() {
+        // Regression: with 2 threads, stage 3's 192 channels of 6×6 went in shares of 24 planes, and
+        // 8 of each 24 took the block kernel, which computes twice the points it keeps on such planes.
+        assert_eq!(split_group(192, 6, 6, 7), 16);
+        assert_eq!(split_group(384, 3, 3, 7), 16);
+        // Large planes, and channel counts the 16-lane kernel would not take whole, split by plane.
+        assert_eq!(split_group(48, 24, 24, 7), 1);
+        assert_eq!(split_group(96, 12, 12, 7), 1);
+        assert_eq!(split_group(40, 6, 6, 7), 1);
+        // tract's split hands out whole rows, here whole groups: every share is a multiple of 16 planes.
+        let (c, plane) = (192, 36);
+        let mut out = vec![0u32; c * plane];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let shares = std::sync::Mutex::new(Vec::new());
+        let executor = tract_linalg::multithread::Executor::MultiThread(std::sync::Arc::new(pool));
+        tract_linalg::multithread::multithread_tract_scope(executor, || {
+            tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
+                &mut out,
+                split_group(c, 6, 6, 7) * plane,
+                usize::MAX,
+                |first, chunk| {
+                    shares.lock().unwrap().push((first, chunk.len() / plane));
+                    Ok(())
+                },
+            )
+            .unwrap()
+        });
+        let shares = shares.into_inner().unwrap();
+        assert!(shares.len() > 1, "{shares:?}");
+        assert!(
+            shares.iter().all(|&(_, planes)| planes % 16 == 0),
+            "{shares:?}"
+        );
+        assert_eq!(shares.iter().map(|s| s.1).sum::<usize>(), c);
     }
 
     #[test]
