@@ -449,6 +449,22 @@ def test_the_cards_recreate_steps_rebuild_the_dataset_with_its_counts_and_render
     assert "git show" not in plain
 
 
+def test_class_confusions_count_the_most_likely_class_and_rank_the_pairs_confused():
+    from visualbyte_export.evaluate import class_confusions
+
+    names = ["sheep", "ship", "cat", "hat"]
+    y = np.array([0, 0, 0, 1, 2, 2, 3])
+    pred = np.array([1, 1, 0, 1, 3, 2, 3])  # sheep heard as ship twice, cat as hat once
+    scores = np.eye(4, dtype=np.float32)[pred] + 0.01
+    c = class_confusions(scores, y, names)
+    assert c["n"] == 7 and c["accuracy"] == pytest.approx(4 / 7)
+    assert c["confused"] == [
+        {"true": "sheep", "predicted": "ship", "count": 2},
+        {"true": "cat", "predicted": "hat", "count": 1},
+    ]
+    assert class_confusions(scores, y, names, top=1)["confused"][0]["count"] == 2
+
+
 def test_evaluate_writes_the_card_with_other_fonts_and_synthesizers_and_the_threshold(tmp_path):
     from visualbyte_export.evaluate import main as evaluate_main
     from visualbyte_export.evaluate import read_contract
@@ -478,6 +494,16 @@ def test_evaluate_writes_the_card_with_other_fonts_and_synthesizers_and_the_thre
         assert f"| {other['overall']['R@1']:.3f} | {other['overall']['R@5']:.3f} | 12 |" in row
         assert f"| {subsets[1]} |" in card
     assert read_contract(model)["threshold"] == pytest.approx(res["threshold"]["threshold"])
+    # A posterior model: the most likely class per query and split, in eval.json and the card.
+    cls = res["classifier"]
+    assert set(cls) == {"image", "text", "audio", "other_text", "other_audio"}
+    for c in cls.values():
+        assert 0.0 <= c["accuracy"] <= 1.0
+        wrong = round((1.0 - c["accuracy"]) * c["n"])
+        assert sum(p["count"] for p in c["confused"]) <= wrong
+        assert all(p["true"] != p["predicted"] for p in c["confused"])
+    assert "### The most likely class" in card
+    assert f"| audio | {cls['audio']['accuracy']:.3f} | {cls['audio']['n']} |" in card
     for f in ("retrieval_grid.png", "tsne.png", "similarity.png"):
         assert (out / "figures" / f).stat().st_size > 0
 

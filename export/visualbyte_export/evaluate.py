@@ -751,6 +751,25 @@ def write_model_card(
         lines += [
             f"| {r[key]} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['n']} |" for r in other["subsets"]
         ]
+    if res.get("classifier"):
+        lines += [
+            "",
+            "### The most likely class",
+            "",
+            "The shipped vector is the class posterior: how often its largest value is the "
+            "question's own class (whatever the gallery holds), and the confusions it makes most "
+            "(true → heard or read, count):",
+            "",
+            "| query | right | n | most confused |",
+            "|---|---|---|---|",
+        ]
+        for m, c in res["classifier"].items():
+            confused = ", ".join(
+                f"{p['true']} → {p['predicted']} ×{p['count']}" for p in c["confused"][:6]
+            )
+            lines.append(
+                f"| {OTHER_TITLES.get(m, m)} | {c['accuracy']:.3f} | {c['n']} | {confused} |"
+            )
     if res.get("variants"):
         lines += [
             "",
@@ -1017,6 +1036,24 @@ def evaluate_embeddings(emb: dict, ev: dict, num_classes: int) -> dict:
     return res
 
 
+def class_confusions(
+    scores: np.ndarray, y: np.ndarray, names: Sequence[str], top: int = 10
+) -> dict:
+    """For a model that ships the class posterior: how often its largest value is the query's
+    class, and the (true, predicted) pairs it confuses most often."""
+    pred = scores.argmax(1)
+    wrong = pred != y
+    pairs: dict[tuple[int, int], int] = {}
+    for a, b in zip(y[wrong].tolist(), pred[wrong].tolist(), strict=True):
+        pairs[(a, b)] = pairs.get((a, b), 0) + 1
+    ranked = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return {
+        "accuracy": float(1.0 - wrong.mean()) if len(y) else float("nan"),
+        "n": int(len(y)),
+        "confused": [{"true": names[a], "predicted": names[b], "count": c} for (a, b), c in ranked],
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="visualbyte_export evaluate", description=__doc__.splitlines()[0]
@@ -1119,9 +1156,12 @@ def main(argv: list[str] | None = None) -> int:
     cal.update(outcomes_at(best, right, cal["threshold"]))
     res["threshold"] = cal
     res["threshold_tradeoff"] = threshold_tradeoff(best, right, negs)
+    other_emb = {
+        name: emb_fn(ev["x"][name]) for name in OTHER_SPLITS if ev["x"].get(name) is not None
+    }
     res["other"] = {
         name: evaluate_other(
-            emb_fn(ev["x"][name]),
+            other_emb[name],
             ev["y"][name],
             ev.get("rows", {}).get(name),
             g,
@@ -1130,8 +1170,14 @@ def main(argv: list[str] | None = None) -> int:
             key,
         )
         for name, key in OTHER_SPLITS.items()
-        if ev["x"].get(name) is not None
+        if name in other_emb
     }
+    if _training_info(args.model, None).get("output") == "posterior":
+        # The shipped vector is the class posterior, so its largest value names the class the
+        # network heard or read, whatever the gallery holds.
+        res["classifier"] = {
+            m: class_confusions(e, ev["y"][m], names) for m, e in {**emb, **other_emb}.items()
+        }
 
     res["variants"] = {}
     for v in args.variant:
