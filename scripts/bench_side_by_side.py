@@ -59,10 +59,18 @@ def timeit(fn, runs: int, warmup: int = 3) -> dict:
 
 
 def ours(
-    binary: Path, model: Path, index: Path, threads: int, runs: int, search: bool
+    binary: Path,
+    model: Path,
+    index: Path,
+    threads: int,
+    runs: int,
+    search: bool,
+    ops: bool = True,
 ) -> dict:
-    """``visualbyte bench`` on ``model`` (and the memory ``index`` built with it)."""
-    cmd = [str(binary), "bench", "--json", "--threads", str(threads), "--runs", str(runs), "--ops"]
+    """``visualbyte bench`` on ``model`` (and the memory ``index`` built with it); with ``ops``,
+    also where one embedding's time goes."""
+    cmd = [str(binary), "bench", "--json", "--threads", str(threads), "--runs", str(runs)]
+    cmd += ["--ops"] if ops else []
     cmd += ["--model", str(model), "--index", str(index)]
     cmd += [
         "--search-sizes",
@@ -270,8 +278,9 @@ def main() -> None:
         for r in range(args.rounds):
             tag = f"threads {t}, round {r + 1}/{args.rounds}"
             print(f"{tag}: VisualByte …", file=sys.stderr)
-            search = t == threads[0] and r == 0
-            vb = ours(args.bin, args.model, args.index, t, runs, search=search)
+            # The search and the operator profile are read from the first round only.
+            first = r == 0
+            vb = ours(args.bin, args.model, args.index, t, runs, first and t == threads[0], first)
             print(f"{tag}: onnxruntime …", file=sys.stderr)
             ort_out = sess.run(None, {name: x})[0]
             ort_s = timeit(lambda s=sess, n=name: s.run(None, {n: x}), runs)

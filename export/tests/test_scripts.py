@@ -96,6 +96,9 @@ def test_side_by_side_benchmarks_our_binary_on_the_model_it_was_given(tmp_path):
     assert args[args.index("--index") + 1] == str(index)
     assert args[args.index("--threads") + 1] == "2"
     assert report["by_name"]["embed"]["median_ms"] == 1.0
+    assert "--ops" in args
+    bsb.ours(fake, model, index, threads=2, runs=5, search=False, ops=False)
+    assert "--ops" not in argv.read_text().split("\n")
 
 
 def test_side_by_side_reports_the_median_round_of_alternating_rounds():

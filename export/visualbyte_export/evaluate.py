@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -1043,9 +1044,7 @@ def class_confusions(
     class, and the (true, predicted) pairs it confuses most often."""
     pred = scores.argmax(1)
     wrong = pred != y
-    pairs: dict[tuple[int, int], int] = {}
-    for a, b in zip(y[wrong].tolist(), pred[wrong].tolist(), strict=True):
-        pairs[(a, b)] = pairs.get((a, b), 0) + 1
+    pairs = Counter(zip(y[wrong].tolist(), pred[wrong].tolist(), strict=True))
     ranked = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     return {
         "accuracy": float(1.0 - wrong.mean()) if len(y) else float("nan"),

@@ -757,7 +757,7 @@ mod tests {
         let shares = std::sync::Mutex::new(Vec::new());
         let executor = tract_linalg::multithread::Executor::MultiThread(std::sync::Arc::new(pool));
         tract_linalg::multithread::multithread_tract_scope(executor, || {
-            tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
+            tract_linalg::multithread::par_chunks_mut(
                 &mut out,
                 split_group(c, 6, 6, 7) * plane,
                 usize::MAX,
