@@ -51,6 +51,10 @@ TEST_COUNTS = D.Counts(
     ko_fraction=0.5,
     neg_en=2,
     neg_ko=1,
+    unknown_en=2,
+    unknown_ko=1,
+    unknown_audio=2,
+    unknown_text=3,
 )
 
 
@@ -205,6 +209,26 @@ def test_negative_words_are_not_class_names():
     assert not name_words & words
 
 
+def test_unknown_training_words_are_neither_class_names_nor_calibration_words():
+    names = {n.lower() for c in C.all_classes() for n in C.names_en(c) + C.names_ko(c)}
+    name_words = {w for n in names for w in n.split()}
+    unknown = {w.lower() for w in C.UNKNOWN_EN + C.UNKNOWN_KO}
+    calibration = {w.lower() for w in C.NEGATIVE_EN + C.NEGATIVE_KO}
+    assert len(C.UNKNOWN_EN) >= 100 and len(C.UNKNOWN_KO) >= 20
+    assert len(unknown) == len(C.UNKNOWN_EN) + len(C.UNKNOWN_KO), "a word is listed twice"
+    assert not unknown & (names | name_words)
+    # The threshold is calibrated on words the model never trained on.
+    assert not unknown & calibration
+    # No class name starts with one ("ice" would teach it to doubt "ice cream").
+    assert not [n for n in names for w in unknown if n.startswith(w)]
+
+
+def test_check_classes_refuses_an_unknown_training_word_that_names_a_class(monkeypatch):
+    monkeypatch.setattr(C, "UNKNOWN_EN", (*C.UNKNOWN_EN, "tiger"))
+    with pytest.raises(ValueError, match="unknown training words name a class.*tiger"):
+        C.check_classes(C.all_classes())
+
+
 def test_korean_particles_follow_the_last_syllable():
     assert C.ko_phrase("{n}{l} 찾아 줘", "호랑이") == "호랑이를 찾아 줘"
     assert C.ko_phrase("{n}{l} 찾아 줘", "곰") == "곰을 찾아 줘"
@@ -282,6 +306,12 @@ def test_tiny_dataset_layout(built):
     for name in ("neg_text", "neg_audio"):
         x = np.load(built / f"{name}.npy")
         assert x.dtype == np.uint8 and x.shape[1:] == (SIZE, SIZE, 3) and x.shape[0] > 0
+    for m, per_word in (("text", TEST_COUNTS.unknown_text), ("audio", TEST_COUNTS.unknown_audio)):
+        x = np.load(built / f"unknown_{m}.npy")
+        n_words = TEST_COUNTS.unknown_en + TEST_COUNTS.unknown_ko
+        assert x.dtype == np.uint8 and x.shape == (n_words * per_word, SIZE, SIZE, 3)
+        assert len(_rows(built / f"unknown_{m}_rows.jsonl")) == x.shape[0]
+        assert meta["counts"][f"unknown_{m}"] == x.shape[0]
     samples = sorted((built / "samples").glob("*.wav"))
     assert len(samples) == n_classes
     with wave.open(str(samples[0])) as w:
@@ -333,6 +363,26 @@ def test_tiny_dataset_holds_out_voices_fonts_and_styles(built):
     neg = _rows(built / "neg_audio_rows.jsonl")
     assert {r["variant"] for r in neg} <= set(D.VARIANTS_EVAL)
     assert {r["font"] for r in _rows(built / "neg_text_rows.jsonl")} == set(D.EVAL_FONTS)
+
+
+def test_non_class_training_words_are_asked_like_training_questions_never_held_out_ones(built):
+    audio = _rows(built / "unknown_audio_rows.jsonl")
+    text = _rows(built / "unknown_text_rows.jsonl")
+    words = set(C.UNKNOWN_EN[: TEST_COUNTS.unknown_en] + C.UNKNOWN_KO[: TEST_COUNTS.unknown_ko])
+    for rows in (audio, text):
+        assert {r["word"] for r in rows} == words
+        assert all(r["y"] == -1 for r in rows)
+        assert all(r["word"] in r["text"] or r["word"] in r["text"].lower() for r in rows)
+    # Training voices, variants and fonts only: the held-out ones stay unheard and unseen.
+    assert not {r["variant"] for r in audio} & set(D.VARIANTS_EVAL)
+    assert not {r["voice"] for r in audio} & set(D.EN_VOICES_EVAL)
+    assert {r["font"] for r in text} <= set(D.TRAIN_FONTS)
+    for r in text:
+        if r["lang"] == "ko":
+            assert r["font"] in D.HANGUL_FONTS or r["font"] == D.EMBEDDED_FONT
+    assert {r["lang"] for r in audio} == {"en", "ko"}
+    meta = json.loads((built / "meta.json").read_text(encoding="utf-8"))
+    assert meta["splits"]["unknown"]["use"].startswith("training only")
 
 
 def test_rebuild_reproduces_and_cache_is_reused(built, tmp_path, sources, fake_bin, monkeypatch):

@@ -6,7 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from visualbyte_export.losses import LossWeights, clip_loss, curriculum_weights, visualbyte_loss
+from visualbyte_export.losses import (
+    LossWeights,
+    clip_loss,
+    curriculum_weights,
+    unknown_loss,
+    visualbyte_loss,
+)
 
 
 def test_clip_loss_of_identical_rows_is_log_n():
@@ -118,3 +124,27 @@ def test_modality_weights_tilt_the_classification_mean():
     )
     assert tilted == pytest.approx(parts["ce_text"], rel=1e-5)
     assert even == pytest.approx((parts["ce_image"] + parts["ce_text"] + parts["ce_audio"]) / 3)
+
+
+def test_unknown_loss_is_zero_for_an_even_posterior_and_grows_as_it_picks_a_class():
+    even = torch.full((3, 5), 2.0)
+    assert unknown_loss(even).item() == pytest.approx(0.0, abs=1e-6)
+    sure = torch.tensor([[16.0, 0, 0, 0, 0]])
+    unsure = torch.tensor([[4.0, 0, 0, 0, 0]])
+    assert unknown_loss(sure).item() > unknown_loss(unsure).item() > 0
+    # Cross-entropy against the uniform distribution, less log C, by hand.
+    p = F.softmax(unsure, dim=1)
+    by_hand = -(p.log().mean()) - math.log(5)
+    assert unknown_loss(unsure).item() == pytest.approx(by_hand.item(), abs=1e-5)
+    # No rows (no non-class questions in the batch): zero, and still a graph.
+    empty = torch.zeros(0, 5, requires_grad=True)
+    assert unknown_loss(empty).item() == 0.0
+
+
+def test_unknown_loss_gradient_lowers_the_top_class_and_raises_the_rest():
+    logits = torch.tensor([[3.0, 1.0, 0.0, -1.0]], requires_grad=True)
+    unknown_loss(logits).backward()
+    g = logits.grad[0]
+    assert g[0] > 0  # descent lowers the top class
+    assert g[3] < 0  # ... and raises the least likely
+    assert g.sum().abs().item() < 1e-6  # a shift of every logit changes nothing

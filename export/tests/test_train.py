@@ -166,3 +166,75 @@ def test_card_recreates_a_fine_tune_with_every_run_it_continued(dataset, tmp_pat
     assert [
         a["aug"] for a in _training_info(tmp_path / "x.pt", tmp_path / "old.pt")["init_recipe"]
     ] == ["0.7", "0.3"]
+
+
+def _unknown_top_probability(ckpt_path, dataset) -> float:
+    """Mean largest class probability the checkpoint gives the dataset's non-class questions."""
+    import numpy as np
+
+    from visualbyte_export.model import load_checkpoint_model
+    from visualbyte_export.train import to_input
+
+    net, _ = load_checkpoint_model(ckpt_path)
+    net.eval()
+    x = torch.cat(
+        [
+            to_input(torch.from_numpy(np.load(dataset / f"unknown_{m}.npy")), None, 0.0, "cpu")
+            for m in ("text", "audio")
+        ]
+    )
+    with torch.no_grad():
+        return float(torch.softmax(net.classify(net.embed(x)), dim=1).max(dim=1).values.mean())
+
+
+def test_unknown_weight_makes_the_model_unsure_of_non_class_questions(dataset, tmp_path):
+    common = ("--epochs", "3", "--aug", "0", "--no-eval", "--seed", "3")
+    assert run(dataset, tmp_path / "off", *common) == 0
+    assert run(dataset, tmp_path / "on", *common, "--unknown-weight", "10") == 0
+    off = _unknown_top_probability(tmp_path / "off" / "last.pt", dataset)
+    on = _unknown_top_probability(tmp_path / "on" / "last.pt", dataset)
+    assert on < off - 0.1, (on, off)  # measured 0.31 against 0.54
+    logged = json.loads((tmp_path / "on" / "train_log.jsonl").read_text().splitlines()[0])
+    assert logged["unknown"] >= 0.0
+    assert "unknown" not in json.loads(
+        (tmp_path / "off" / "train_log.jsonl").read_text().splitlines()[0]
+    )
+
+
+def test_a_resumed_run_with_unknown_weight_draws_the_same_non_class_rows(dataset, tmp_path):
+    broken, whole = tmp_path / "broken", tmp_path / "whole"
+    common = ("--epochs", "1.5", "--aug", "0", "--no-eval", "--unknown-weight", "1")
+    assert run(dataset, broken, *common, "--max-steps", "4") == 0
+    assert run(dataset, broken, *common) == 0
+    assert run(dataset, whole, *common) == 0
+    a = torch.load(broken / "last.pt", weights_only=False)
+    b = torch.load(whole / "last.pt", weights_only=False)
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], atol=1e-5), k
+
+
+def test_unknown_weight_on_a_dataset_without_non_class_words_is_a_clear_error(dataset, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(dataset, old)
+    (old / "unknown_audio.npy").unlink()
+    with pytest.raises(SystemExit, match="unknown_audio.npy.*rebuild the dataset"):
+        run(old, tmp_path / "run", "--max-steps", "1", "--unknown-weight", "1")
+
+
+def test_model_card_train_command_keeps_the_unknown_weight_and_omits_it_when_off():
+    import shlex
+
+    from visualbyte_export.evaluate import _train_command
+    from visualbyte_export.train import build_parser
+
+    for argv, want in (([], None), (["--unknown-weight", "0.5", "--unknown-per-batch", "4"], 0.5)):
+        ran = build_parser().parse_args(["--data", "/d", *argv])
+        stored = {k: str(v) for k, v in vars(ran).items()}
+        line = _train_command(stored, "/d").replace("\\\n", " ")
+        again = build_parser().parse_args(shlex.split(line)[4:])
+        if want is None:
+            assert "--unknown" not in line
+        else:
+            assert again.unknown_weight == want and again.unknown_per_batch == 4

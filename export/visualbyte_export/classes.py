@@ -346,6 +346,33 @@ NEGATIVE_KO = (
     "음악", "종이", "날씨", "숫자", "가족", "학교", "안녕하세요", "질문", "여름", "그림자",
 )  # fmt: skip
 
+# Other words that are NOT classes, for training only (``train --unknown-weight``): the model
+# learns to spread its class posterior evenly over them, so a question about something it has never
+# seen scores low. None of them is a class name, a word of one, or a calibration word above, so
+# the threshold is still calibrated on words the model never trained on.
+UNKNOWN_EN = (
+    "today", "tonight", "evening", "afternoon", "monday", "friday", "january", "october",
+    "winter", "autumn", "pink", "brown", "white", "black", "grey", "silver",
+    "three", "four", "five", "eight", "nine", "twenty", "hundred", "thousand",
+    "always", "never", "often", "slowly", "loudly", "angry", "tired", "hungry",
+    "lonely", "careful", "beautiful", "strange", "simple", "difficult", "important", "different",
+    "remember", "forget", "listen", "speak", "think", "believe", "understand", "travel",
+    "dance", "climb", "follow", "return", "begin", "finish", "wait", "hurry",
+    "story", "history", "science", "language", "country", "city", "village", "office",
+    "library", "hospital", "station", "market", "museum", "factory", "church", "hallway",
+    "ceiling", "floor", "wall", "corner", "curtain", "mirror", "pillow", "blanket",
+    "carpet", "shelf", "drawer", "cabinet", "printer", "cable", "button", "pocket",
+    "wallet", "ticket", "message", "picture", "painting", "statue", "flag", "garage",
+    "river", "forest", "desert", "island", "valley", "storm", "smoke", "noise",
+    "silence", "energy", "freedom", "friend", "neighbour", "teacher", "doctor", "farmer",
+    "police", "soldier", "queen", "pilot", "nurse", "student", "uncle", "daughter",
+)  # fmt: skip
+UNKNOWN_KO = (
+    "오늘", "저녁", "겨울", "가을", "빨간색", "하얀색", "검은색", "하나", "다섯", "계단",
+    "친구", "선생님", "의사", "도시", "마을", "병원", "도서관", "시장", "거울", "베개",
+    "담요", "벽", "바닥", "이야기", "언어", "바람", "소리", "편지", "사진", "공장",
+)  # fmt: skip
+
 
 @dataclass
 class ClassTable:
@@ -420,6 +447,10 @@ def check_classes(classes: list[ClassSpec]) -> None:
     clash = sorted(negatives & set(seen))
     if clash:
         raise ValueError(f"negative words name a class: {clash}")
+    unknown = {w.lower() for w in UNKNOWN_EN + UNKNOWN_KO}
+    clash = sorted(unknown & (set(seen) | negatives))
+    if clash:
+        raise ValueError(f"unknown training words name a class or a calibration word: {clash}")
 
 
 def classes_csv(classes: list[ClassSpec]) -> str:

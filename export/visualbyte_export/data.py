@@ -57,6 +57,8 @@ from .classes import (
     KO_CARRIERS,
     NEGATIVE_EN,
     NEGATIVE_KO,
+    UNKNOWN_EN,
+    UNKNOWN_KO,
     ClassSpec,
     check_classes,
     en_carriers,
@@ -191,6 +193,12 @@ class Counts:
     ko_fraction: float = 0.25  # share of speech/text in Korean, for classes with a Korean name
     neg_en: int = len(NEGATIVE_EN)
     neg_ko: int = len(NEGATIVE_KO)
+    # Non-class words for training (``unknown_*.npy``, ``train --unknown-weight``): how many of
+    # UNKNOWN_EN / UNKNOWN_KO, and how many spoken and typed questions each; 0 = none.
+    unknown_en: int = len(UNKNOWN_EN)
+    unknown_ko: int = len(UNKNOWN_KO)
+    unknown_audio: int = 10
+    unknown_text: int = 8
 
     @classmethod
     def tiny(cls) -> Counts:
@@ -209,6 +217,10 @@ class Counts:
             ko_fraction=0.34,
             neg_en=4,
             neg_ko=2,
+            unknown_en=3,
+            unknown_ko=1,
+            unknown_audio=2,
+            unknown_text=2,
         )
 
 
@@ -907,6 +919,55 @@ def other_audio_jobs(cfg: Config, classes: list[ClassSpec]) -> list[dict]:
     return jobs
 
 
+def unknown_jobs(cfg: Config, voices: VoiceSets) -> tuple[list[dict], list[dict]]:
+    """Questions about words that are not classes (UNKNOWN_EN/KO), typed and spoken the way the
+    training questions are (training fonts, voices, variants, speeds, carriers and augmentation),
+    for the training loss that teaches the model to be unsure of them."""
+    words = [("en", w) for w in UNKNOWN_EN[: cfg.counts.unknown_en]]
+    words += [("ko", w) for w in UNKNOWN_KO[: cfg.counts.unknown_ko]]
+    ko_fonts = [f for f in TRAIN_FONTS if f in HANGUL_FONTS or f == EMBEDDED_FONT]
+
+    def phrase(lang: str, w: str, rng: np.random.Generator, bare_p: float) -> str:
+        if rng.random() < bare_p:
+            return w
+        if lang == "ko":
+            return ko_phrase(str(rng.choice(KO_CARRIERS[1:])), w)
+        return en_phrase(str(rng.choice(en_carriers("one")[1:])), w)
+
+    text, audio = [], []
+    for lang, w in words:
+        for i in range(cfg.counts.unknown_text):
+            rng = rng_for(cfg.seed, "unknown-text", lang, w, i)
+            t = phrase(lang, w, rng, 0.4)
+            text.append(
+                {
+                    "y": -1,
+                    "lang": lang,
+                    "word": w,
+                    "text": _case(t, rng) if lang == "en" else t,
+                    "font": str(rng.choice(ko_fonts if lang == "ko" else TRAIN_FONTS)),
+                    "jitter": None,
+                }
+            )
+        for i in range(cfg.counts.unknown_audio):
+            rng = rng_for(cfg.seed, "unknown-audio", lang, w, i)
+            audio.append(
+                {
+                    "y": -1,
+                    "lang": lang,
+                    "word": w,
+                    "text": phrase(lang, w, rng, 0.3),
+                    "voice": KO_VOICE if lang == "ko" else str(rng.choice(voices.en_train)),
+                    "variant": str(rng.choice(voices.variants_train)),
+                    "speed": int(rng.integers(110, 211)),
+                    "pitch": int(rng.integers(15, 86)),
+                    "gap": int(rng.integers(0, 5)),
+                    "aug": speech_aug(rng, 1.0),
+                }
+            )
+    return text, audio
+
+
 def negative_jobs(cfg: Config, voices: VoiceSets) -> tuple[list[dict], list[dict]]:
     words = [("en", w) for w in NEGATIVE_EN[: cfg.counts.neg_en]]
     words += [("ko", w) for w in NEGATIVE_KO[: cfg.counts.neg_ko]]
@@ -1150,6 +1211,15 @@ class Builder:
         self._save_neg(out, "neg_audio", neg_audio, arr)
         counts["neg_text"], counts["neg_audio"] = len(neg_text), len(neg_audio)
 
+        unk_text, unk_audio = unknown_jobs(cfg, voices)
+        if unk_text:
+            arr = self.cached("unknown_text", unk_text, self.text_lines)
+            self._save_neg(out, "unknown_text", unk_text, arr)
+        if unk_audio:
+            arr = self.cached("unknown_audio", unk_audio, self.speech_lines)
+            self._save_neg(out, "unknown_audio", unk_audio, arr)
+        counts["unknown_text"], counts["unknown_audio"] = len(unk_text), len(unk_audio)
+
         self.write_samples(out / "samples", voices)
         write_classes_csv(self.classes, out / "classes.csv")
         meta = self.meta(voices, counts)
@@ -1291,6 +1361,14 @@ class Builder:
                     "text_font": EVAL_FONTS[0],
                     "audio": "2 renderings each, eval voices and variants",
                 },
+                "unknown": {
+                    "en": len(UNKNOWN_EN[: cnt.unknown_en]),
+                    "ko": len(UNKNOWN_KO[: cnt.unknown_ko]),
+                    "per_word": {"text": cnt.unknown_text, "audio": cnt.unknown_audio},
+                    "forms": "bare word or a training carrier phrase",
+                    "fonts_voices": "the training fonts, voices, variants and augmentation",
+                    "use": "training only (unknown_*.npy, train --unknown-weight)",
+                },
                 "korean_fraction": cnt.ko_fraction,
             },
             "counts": counts,
@@ -1387,9 +1465,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"--{name.replace('_', '-')}",
             type=int,
             default=None,
-            help=f"per class (default {default}; --tiny: {getattr(Counts.tiny(), name)})",
+            help=f"{COUNT_UNITS.get(name, 'per class')} (default {default}; "
+            f"--tiny: {getattr(Counts.tiny(), name)})",
         )
     return p.parse_args(argv)
+
+
+COUNT_UNITS = {
+    "unknown_en": "non-class English words for training (0 = none)",
+    "unknown_ko": "non-class Korean words for training (0 = none)",
+    "unknown_audio": "spoken questions per non-class training word",
+    "unknown_text": "typed questions per non-class training word",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

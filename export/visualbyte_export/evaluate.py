@@ -492,7 +492,8 @@ RECIPE_FLAGS = (
     "arch", "backbone_kwargs", "input_norm", "embed_dim", "epochs", "budget_minutes",
     "steps_per_epoch", "batch_classes", "lr_backbone", "lr_head", "warmup_steps", "weight_decay",
     "audio_lambda", "ce_weights", "no_ce_audio", "curriculum_epochs", "align_start", "align_delay",
-    "aug", "aug_style", "aug_voice", "drop_path", "seed", "threads",
+    "aug", "aug_style", "aug_voice", "unknown_weight", "unknown_per_batch", "drop_path", "seed",
+    "threads",
 )  # fmt: skip
 
 
@@ -580,9 +581,12 @@ def _train_command(args: dict, dataset: str, name: str = "default", init: str | 
     parts = ["python -m visualbyte_export train", f"--data {dataset}", f"--name {name}"]
     if init is not None:
         parts.append(f"--init {init}")
+    unknown_off = str(args.get("unknown_weight", "0")) in ("0", "0.0", "None")
     for key in RECIPE_FLAGS:
         value = args.get(key)
         if value in (None, "None", "False", False, ""):
+            continue
+        if key.startswith("unknown_") and unknown_off:
             continue
         flag = "--" + key.replace("_", "-")
         if value in ("True", True):

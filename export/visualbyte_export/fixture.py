@@ -119,7 +119,7 @@ def write_synthetic_dataset(
     renderer: dict | None = None,
 ) -> Path:
     """A tiny dataset in the builder's format (meta.json + ``{split}_{modality}[_y].npy`` +
-    ``other_{text,audio}*`` + ``neg_*``).
+    ``other_{text,audio}*`` + ``neg_*`` + ``unknown_*``).
 
     Each class gets a colour (images), a stripe period (text) and a band of rows (audio), so a
     few steps of
@@ -167,6 +167,12 @@ def write_synthetic_dataset(
         np.save(root / f"other_{m}_y.npy", ys.astype(np.int64))
         rows = [{"y": int(c), key: names[i % 2], "lang": "en"} for i, c in enumerate(ys)]
         (root / f"other_{m}_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # Questions about words that are not classes (``train --unknown-weight``): speckle, with an
+    # rng of its own so the arrays above stay as they were.
+    unk_rng = np.random.default_rng([seed, 1])
+    for m in ("text", "audio"):
+        unk = unk_rng.normal(128, 60, size=(6, size, size, 3))
+        np.save(root / f"unknown_{m}.npy", np.clip(unk, 0, 255).astype(np.uint8))
     meta = {
         "seed": seed,
         "size": size,

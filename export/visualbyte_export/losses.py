@@ -92,6 +92,17 @@ def visualbyte_loss(
     return total, parts
 
 
+def unknown_loss(logits: torch.Tensor) -> torch.Tensor:
+    """For questions about words that are not classes: the cross-entropy of the class posterior
+    against the uniform distribution, less its minimum ``log C``, so 0 when the posterior is even
+    and large when it picks a class. Teaches the model to be unsure of what it has never seen
+    (outlier exposure), which lowers the score such a question reaches against the memory."""
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    per_row = torch.logsumexp(logits, dim=1) - logits.mean(dim=1)
+    return per_row.mean() - math.log(logits.shape[1])
+
+
 def curriculum_weights(
     epoch_progress: float,
     curriculum_epochs: float,

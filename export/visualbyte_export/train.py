@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .evaluate import OTHER_SPLITS
-from .losses import LossWeights, curriculum_weights, visualbyte_loss
+from .losses import LossWeights, curriculum_weights, unknown_loss, visualbyte_loss
 from .model import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -63,6 +63,35 @@ class RenderedSplit:
                     np.load(self.root / f"{name}.npy", mmap_mode=mode),
                     np.load(self.root / f"{name}_y.npy").astype(np.int64),
                 )
+
+
+UNKNOWN_MODALITIES = ("text", "audio")
+
+
+def load_unknown(root: Path) -> dict[str, np.ndarray]:
+    """The dataset's questions about non-class words (``unknown_{text,audio}.npy``, memory
+    mapped), for ``--unknown-weight``; a clear error when the dataset predates them."""
+    missing = [
+        f"unknown_{m}.npy" for m in UNKNOWN_MODALITIES if not (root / f"unknown_{m}.npy").exists()
+    ]
+    if missing:
+        raise SystemExit(
+            f"--unknown-weight needs {' and '.join(missing)} in {root}: rebuild the dataset with "
+            "this version's `python -m visualbyte_export data` (it adds the non-class training "
+            "words), or leave --unknown-weight at 0"
+        )
+    out = {m: np.load(root / f"unknown_{m}.npy", mmap_mode="r") for m in UNKNOWN_MODALITIES}
+    empty = [m for m, a in out.items() if len(a) == 0]
+    if empty:
+        raise SystemExit(f"--unknown-weight: unknown_{empty[0]}.npy in {root} has no rows")
+    return out
+
+
+def unknown_rows(n_rows: int, k: int, seed: int, rank: int, step: int) -> np.ndarray:
+    """``k`` distinct rows (fewer if there are fewer) of a non-class split for one step, the same
+    for the same seed, rank and step (so a resumed run draws what it would have drawn)."""
+    rng = np.random.default_rng([seed, rank, step, n_rows])
+    return rng.choice(n_rows, size=min(k, n_rows), replace=False)
 
 
 def load_meta(root: Path) -> dict:
@@ -439,6 +468,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="other-speaker augmentation of speech pictures (frequency-axis warp, tempo, EQ, "
         "smoothing across frequency; 0 = off), for voices and synthesizers never heard",
     )
+    p.add_argument(
+        "--unknown-weight",
+        type=float,
+        default=0.0,
+        help="weight of the loss that spreads the class posterior evenly over questions about "
+        "words that are not classes (the dataset's unknown_text/unknown_audio.npy), so the "
+        "model is unsure of what it has never seen (0 = off)",
+    )
+    p.add_argument(
+        "--unknown-per-batch",
+        type=int,
+        default=8,
+        help="non-class typed and spoken questions each, per step and rank, with --unknown-weight",
+    )
     p.add_argument("--drop-path", type=float, default=0.0)
     p.add_argument(
         "--input-norm",
@@ -536,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
             f"--size {args.size} but {args.data} is rendered at {size} px: render it at {args.size}"
         )
     num_classes = len(meta["classes"])
+    unknown = load_unknown(args.data) if args.unknown_weight > 0 else {}
     run_dir = args.run_dir or (DEFAULT_RUNS / args.name)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -709,14 +753,39 @@ def main(argv: list[str] | None = None) -> int:
                     for i, m in enumerate(MODALITIES)
                 ]
             )
+            n_known = x.shape[0]
+            if unknown:
+                x = torch.cat(
+                    [x]
+                    + [
+                        to_input(
+                            gather_rows(
+                                arr,
+                                unknown_rows(
+                                    len(arr), args.unknown_per_batch, args.seed, rank, step
+                                ),
+                            ),
+                            m,
+                            args.aug,
+                            device,
+                            args.aug_style,
+                            args.aug_voice,
+                        )
+                        for m, arr in unknown.items()
+                    ]
+                )
             if args.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
                 emb, logits, scale = module(x)
             emb, logits = emb.float(), logits.float()
-            e = dict(zip(MODALITIES, emb.split(b), strict=False))
-            lg = dict(zip(MODALITIES, logits.split(b), strict=False))
+            e = dict(zip(MODALITIES, emb[:n_known].split(b), strict=False))
+            lg = dict(zip(MODALITIES, logits[:n_known].split(b), strict=False))
             loss, parts = visualbyte_loss(e, lg, labels, scale, weights)
+            if unknown:
+                unk = unknown_loss(logits[n_known:])
+                loss = loss + args.unknown_weight * unk
+                parts["unknown"] = float(unk.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if args.dump_grads and is_main and not args.dump_grads.exists():
@@ -754,6 +823,7 @@ def main(argv: list[str] | None = None) -> int:
                     ce_i=f"{parts['ce_image']:.2f}",
                     clip_ai=f"{parts['clip_ai']:.2f}",
                     s=f"{float(scale.detach().exp()):.1f}",
+                    **({"unk": f"{parts['unknown']:.2f}"} if "unknown" in parts else {}),
                 )
             if pbar is None and is_main and step % 20 == 0:
                 rate = 3 * sampler.batch_classes * (step + 1 - first_step) / (time.time() - t_start)
