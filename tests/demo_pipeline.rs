@@ -696,7 +696,7 @@ fn tiny_index(dir: &Path) -> PathBuf {
 fn demo_cli_prints_one_json_answer_per_utterance_and_a_picture() {
     let dir = tempfile::tempdir().unwrap();
     let index = tiny_index(dir.path());
-    let picture = dir.path().join("answer_{n}.png");
+    let picture = dir.path().join("answer_%n.png");
     let out = bin()
         .args([
             "demo", "--pace", "fast", "--json", "--top-k", "2", "--source",
@@ -731,7 +731,39 @@ fn demo_cli_prints_one_json_answer_per_utterance_and_a_picture() {
         let img = image::open(png).unwrap();
         assert_eq!(img.width(), 3 * 160 + 4 * 8, "question + 2 memories");
     }
+    // `%n` numbers the pictures: one file per answer, none overwritten.
+    let pictures: Vec<String> = lines
+        .iter()
+        .map(|l| l["answer_image"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = (1..=lines.len())
+        .map(|n| {
+            dir.path()
+                .join(format!("answer_{n}.png"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(pictures, want);
     assert!(stderr.contains("done: 3 utterance(s)"), "{stderr}");
+}
+
+#[test]
+fn demo_help_prints_the_answer_image_number_placeholder_instead_of_a_line_break() {
+    // clap turns a literal `{n}` in help text into a line break: the help read
+    // "to this PNG (" / " becomes the answer number)".
+    let out = bin().args(["demo", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let line = help
+        .lines()
+        .skip_while(|l| !l.contains("--answer-image"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        line.contains("`%n` in the name becomes the answer number"),
+        "{help}"
+    );
 }
 
 #[test]

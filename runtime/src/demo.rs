@@ -50,7 +50,8 @@ pub struct DemoOptions {
     pub endpoint: EndpointConfig,
     /// One JSON object per line on the output instead of readable lines.
     pub json: bool,
-    /// Write a picture of each question beside its top-k memories here (`{n}` → the answer number).
+    /// Write a picture of each question beside its top-k memories here (`%n` → the answer number;
+    /// `{n}` too, which clap's help cannot print).
     pub answer_image: Option<PathBuf>,
     /// Speak each answer with espeak-ng.
     pub say: bool,
@@ -449,7 +450,7 @@ impl<'a> Demo<'a> {
         self.summary.answered += 1;
         let picture = match self.options.answer_image.clone() {
             Some(template) => {
-                let path = PathBuf::from(template.to_string_lossy().replace("{n}", &n.to_string()));
+                let path = answer_picture_path(&template, n);
                 match self.write_picture(&path, &answer, pcm, utterance.is_none()) {
                     Ok(()) => Some(path.display().to_string()),
                     Err(e) => {
@@ -666,6 +667,17 @@ fn missing_tile(size: u32) -> RgbImage {
     tile
 }
 
+/// The answer picture's path for answer `n`: `%n` (or `{n}`) in `template` becomes `n`.
+pub fn answer_picture_path(template: &std::path::Path, n: usize) -> PathBuf {
+    let n = n.to_string();
+    PathBuf::from(
+        template
+            .to_string_lossy()
+            .replace("%n", &n)
+            .replace("{n}", &n),
+    )
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -697,6 +709,14 @@ pub fn spoken(answer: &Answer) -> String {
 mod tests {
     use super::*;
     use crate::query::{AnswerHit, Modality, Timings};
+
+    #[test]
+    fn answer_picture_path_numbers_percent_n_and_the_older_braces() {
+        let p = |t: &str, n| answer_picture_path(std::path::Path::new(t), n);
+        assert_eq!(p("out/a_%n.png", 7), PathBuf::from("out/a_7.png"));
+        assert_eq!(p("out/a_{n}.png", 12), PathBuf::from("out/a_12.png"));
+        assert_eq!(p("answer.png", 3), PathBuf::from("answer.png"));
+    }
 
     fn answer(not_in_memory: bool) -> Answer {
         Answer {

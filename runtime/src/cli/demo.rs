@@ -43,7 +43,7 @@ pub struct DemoArgs {
     /// One JSON object per answer, one per line, on stdout (status lines go to stderr).
     #[arg(long)]
     json: bool,
-    /// Write the question's picture beside its top-k memories to this PNG ({n} becomes the answer number).
+    /// Write the question's picture beside its top-k memories to this PNG (`%n` in the name becomes the answer number).
     #[arg(long, value_name = "PNG")]
     answer_image: Option<PathBuf>,
     /// Speak each answer with espeak-ng.
