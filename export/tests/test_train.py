@@ -221,6 +221,9 @@ def test_unknown_weight_on_a_dataset_without_non_class_words_is_a_clear_error(da
     (old / "unknown_audio.npy").unlink()
     with pytest.raises(SystemExit, match="unknown_audio.npy.*rebuild the dataset"):
         run(old, tmp_path / "run", "--max-steps", "1", "--unknown-weight", "1")
+    for bad in (("--unknown-weight", "-1"), ("--unknown-weight", "1", "--unknown-per-batch", "0")):
+        with pytest.raises(SystemExit, match="must be 0 .off. or positive"):
+            run(dataset, tmp_path / "bad", "--max-steps", "1", *bad)
 
 
 def test_model_card_train_command_keeps_the_unknown_weight_and_omits_it_when_off():

@@ -579,6 +579,12 @@ def main(argv: list[str] | None = None) -> int:
             f"--size {args.size} but {args.data} is rendered at {size} px: render it at {args.size}"
         )
     num_classes = len(meta["classes"])
+    if args.unknown_weight < 0 or (args.unknown_weight > 0 and args.unknown_per_batch < 1):
+        raise SystemExit(
+            f"--unknown-weight {args.unknown_weight} with --unknown-per-batch "
+            f"{args.unknown_per_batch}: the weight must be 0 (off) or positive, with at least 1 "
+            "non-class question per batch"
+        )
     unknown = load_unknown(args.data) if args.unknown_weight > 0 else {}
     run_dir = args.run_dir or (DEFAULT_RUNS / args.name)
     if is_main:
