@@ -692,18 +692,25 @@ def speech_aug(rng: np.random.Generator, strength: float = 1.0) -> dict:
 
 
 def _phrase(c: ClassSpec, lang: str, rng: np.random.Generator, bare_p: float = 0.3) -> str:
-    if lang == "ko":
-        names = names_ko(c)
-        name = names[0] if len(names) == 1 or rng.random() < 0.8 else str(rng.choice(names[1:]))
-        if rng.random() < bare_p:
-            return name
-        return ko_phrase(str(rng.choice(KO_CARRIERS[1:])), name)
-    names = names_en(c)
+    names = names_ko(c) if lang == "ko" else names_en(c)
     name = names[0] if len(names) == 1 or rng.random() < 0.8 else str(rng.choice(names[1:]))
+    return _carrier_phrase(name, lang, c.number, rng, bare_p)
+
+
+def _carrier_phrase(
+    name: str, lang: str, number: str, rng: np.random.Generator, bare_p: float
+) -> str:
+    """``name`` bare (with probability ``bare_p``) or in a random carrier phrase of its language."""
     if rng.random() < bare_p:
         return name
-    carriers = en_carriers(c.number)
-    return en_phrase(str(rng.choice(carriers[1:])), name, c.number)
+    if lang == "ko":
+        return ko_phrase(str(rng.choice(KO_CARRIERS[1:])), name)
+    return en_phrase(str(rng.choice(en_carriers(number)[1:])), name, number)
+
+
+def _hangul_fonts(fonts: tuple[str, ...] | list[str]) -> list[str]:
+    """The fonts of ``fonts`` that can draw Korean."""
+    return [f for f in fonts if f in HANGUL_FONTS or f == EMBEDDED_FONT]
 
 
 def _lang(c: ClassSpec, i: int, n: int, ko_fraction: float) -> str:
@@ -766,7 +773,7 @@ def _typed(c: ClassSpec, lang: str, rng: np.random.Generator) -> str:
 def text_jobs(cfg: Config, classes: list[ClassSpec], split: str) -> list[dict]:
     n = cfg.counts.text_train if split == "train" else cfg.counts.text_eval
     fonts = TRAIN_FONTS if split == "train" else EVAL_FONTS
-    ko_fonts = [f for f in fonts if f in HANGUL_FONTS or f == EMBEDDED_FONT]
+    ko_fonts = _hangul_fonts(fonts)
     jobs = []
     for cid, c in enumerate(classes):
         for i in range(n):
@@ -925,20 +932,12 @@ def unknown_jobs(cfg: Config, voices: VoiceSets) -> tuple[list[dict], list[dict]
     for the training loss that teaches the model to be unsure of them."""
     words = [("en", w) for w in UNKNOWN_EN[: cfg.counts.unknown_en]]
     words += [("ko", w) for w in UNKNOWN_KO[: cfg.counts.unknown_ko]]
-    ko_fonts = [f for f in TRAIN_FONTS if f in HANGUL_FONTS or f == EMBEDDED_FONT]
-
-    def phrase(lang: str, w: str, rng: np.random.Generator, bare_p: float) -> str:
-        if rng.random() < bare_p:
-            return w
-        if lang == "ko":
-            return ko_phrase(str(rng.choice(KO_CARRIERS[1:])), w)
-        return en_phrase(str(rng.choice(en_carriers("one")[1:])), w)
-
+    ko_fonts = _hangul_fonts(TRAIN_FONTS)
     text, audio = [], []
     for lang, w in words:
         for i in range(cfg.counts.unknown_text):
             rng = rng_for(cfg.seed, "unknown-text", lang, w, i)
-            t = phrase(lang, w, rng, 0.4)
+            t = _carrier_phrase(w, lang, "one", rng, 0.4)
             text.append(
                 {
                     "y": -1,
@@ -956,7 +955,7 @@ def unknown_jobs(cfg: Config, voices: VoiceSets) -> tuple[list[dict], list[dict]
                     "y": -1,
                     "lang": lang,
                     "word": w,
-                    "text": phrase(lang, w, rng, 0.3),
+                    "text": _carrier_phrase(w, lang, "one", rng, 0.3),
                     "voice": KO_VOICE if lang == "ko" else str(rng.choice(voices.en_train)),
                     "variant": str(rng.choice(voices.variants_train)),
                     "speed": int(rng.integers(110, 211)),
