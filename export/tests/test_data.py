@@ -10,10 +10,12 @@ import csv
 import gzip
 import json
 import os
+import shutil
 import stat
 import struct
 import sys
 import wave
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +274,66 @@ def test_held_out_voices_are_installed_and_disjoint():
     assert len(v.variants_train) >= 40
 
 
+def _voice_file_parts(name: str) -> tuple[str, set[tuple[str, ...]]]:
+    """The phoneme table and the replace rules of an installed English accent's voice file."""
+    files = {}
+    for p in (D.espeak_data_dir() / "lang" / "gmw").glob("en*"):
+        first = next(ln.split() for ln in p.read_text().splitlines() if ln.startswith("language"))
+        files[first[1]] = p  # the voice's own name is its file's first language line
+    phonemes, replace = "en", set()
+    for line in files[name].read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["phonemes"]:
+            phonemes = words[1]
+        elif words[:1] == ["replace"]:
+            replace.add(tuple(words[1:4]))
+    return phonemes, replace
+
+
+def test_synthetic_accents_recombine_training_accents_and_never_a_held_out_one():
+    train = [_voice_file_parts(v) for v in D.EN_VOICES_TRAIN]
+    held_out = [_voice_file_parts(v) for v in D.EN_VOICES_EVAL]
+    assert set(D.ACCENT_PHONEMES) == {p for p, _ in train}
+    assert not set(D.ACCENT_PHONEMES) & {p for p, _ in held_out}
+    assert {p for p, _ in held_out} == set(D.ACCENT_PHONEMES_HELD_OUT)
+    train_rules = set().union(*(r for _, r in train))
+    assert {tuple(r) for r in D.ACCENT_REPLACE} <= train_rules
+    # West Midlands h-dropping is only in a held-out accent, so no synthetic accent has it.
+    held_out_only = set().union(*(r for _, r in held_out)) - train_rules
+    assert ("00", "h", "NULL") in held_out_only
+    rng = np.random.default_rng(0)
+    specs = [D.accent_spec(rng) for _ in range(200)]
+    assert {s["phonemes"] for s in specs} == set(D.ACCENT_PHONEMES)
+    assert all(not {tuple(r) for r in s["replace"]} & held_out_only for s in specs)
+    assert all(92 <= f <= 108 for s in specs for f in s["formants"])
+    with pytest.raises(ValueError, match="not a training one"):
+        D.accent_voice_text(dict(specs[0], phonemes="en-us-nyc"))
+
+
+def test_a_synthetic_accent_speaks_the_same_words_otherwise_and_reproducibly():
+    accent = {
+        "phonemes": "en-sc",
+        "dictrules": [2, 5, 6, 7],
+        "replace": [["03", "@", "V"], ["00", "T", "t["]],
+        "stress": [180, 130, 200, 200, 0, 0, 250, 270],
+        "formants": [95, 104, 100],
+    }
+    a1 = D.espeak("where is the elephant", "accent", "m3", 160, 50, 0, accent)
+    a2 = D.espeak("where is the elephant", "accent", "m3", 160, 50, 0, accent)
+    plain = D.espeak("where is the elephant", "en-us", "m3", 160, 50, 0)
+    np.testing.assert_array_equal(a1, a2)
+    assert a1.size > D.ESPEAK_RATE * 0.5 and np.abs(a1).max() > 0.05
+    n = min(a1.size, plain.size)
+    assert a1.size != plain.size or not np.array_equal(a1[:n], plain[:n])
+    # The accent's formant shifts are heard with a variant that sets no formants of its own (and
+    # with none); a variant's own formant lines win (93 of espeak-ng's 101 variants have them).
+    moved = dict(accent, formants=[108, 92, 100])
+    for variant, differs in ((None, True), ("m3", False)):
+        a = D.espeak("where is the elephant", "accent", variant, 160, 50, 0, accent)
+        b = D.espeak("where is the elephant", "accent", variant, 160, 50, 0, moved)
+        assert (a.size != b.size or not np.array_equal(a, b)) == differs, variant
+
+
 # ------------------------------------------------------------------------------------------------
 # The tiny dataset
 
@@ -404,6 +466,37 @@ def test_rebuild_reproduces_and_cache_is_reused(built, tmp_path, sources, fake_b
     np.testing.assert_array_equal(
         np.load(out / "train_audio.npy"), np.load(tmp_path / "third" / "train_audio.npy")
     )
+
+
+def test_accent_speech_is_appended_to_training_speech_without_resynthesizing_it(
+    built, tmp_path, sources, fake_bin, monkeypatch
+):
+    monkeypatch.setenv("VISUALBYTE_BIN", str(fake_bin))
+    cache = tmp_path / "cache"
+    shutil.copytree(built / "cache" / "rendered", cache / "rendered")
+    before = {p.name for p in (cache / "rendered").iterdir()}
+    cfg = tiny_config(tmp_path / "acc", sources, cache=cache)
+    cfg.counts = D.Counts(**dict(asdict(TEST_COUNTS), audio_accent=2))
+    D.Builder(cfg).build()
+    made = {p.name for p in (cache / "rendered").iterdir()} - before
+    assert [m.split("-")[0] for m in made] == ["train_audio_accent"]
+    old, new = np.load(built / "train_audio.npy"), np.load(tmp_path / "acc" / "train_audio.npy")
+    n_classes = len(C.select_classes(tiny=True))
+    assert new.shape[0] == old.shape[0] + 2 * n_classes
+    np.testing.assert_array_equal(new[: old.shape[0]], old)
+    rows = _rows(tmp_path / "acc" / "train_audio_rows.jsonl")[old.shape[0] :]
+    y = np.load(tmp_path / "acc" / "train_audio_y.npy")[old.shape[0] :]
+    assert sorted(y.tolist()) == sorted(list(range(n_classes)) * 2)
+    assert all(r["voice"] == "accent" and r["lang"] == "en" for r in rows)
+    assert all(r["accent"]["phonemes"] in D.ACCENT_PHONEMES for r in rows)
+    assert not {r["variant"] for r in rows} & set(D.VARIANTS_EVAL)
+    for split in ("eval_audio", "other_audio", "unknown_audio"):
+        np.testing.assert_array_equal(
+            np.load(built / f"{split}.npy"), np.load(tmp_path / "acc" / f"{split}.npy")
+        )
+    meta = json.loads((tmp_path / "acc" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["counts_per_class"]["audio_accent"] == 2
+    assert meta["splits"]["train"]["audio"]["accent_per_class"] == 2
 
 
 def test_another_seed_gives_other_speech(sources, tmp_path):

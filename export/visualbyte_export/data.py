@@ -8,8 +8,10 @@ Sources (docs: /work/shared/reference/offline-data.md; nothing else is downloade
   fluent modern), facebook's for evaluation only; Fashion-MNIST photographs (train file for
   training, a slice of the t10k file for evaluation);
 - speech: espeak-ng only for training. English accents and variants are split into training and
-  held-out sets; Korean (``-v ko``) uses the held-out variants for evaluation. Questions spoken by
-  other synthesizers (flite's voices, festival's kal) are an evaluation-only split;
+  held-out sets; training also speaks with synthetic accents (``--audio-accent``: espeak-ng voices
+  that recombine the training accents' pronunciation parts); Korean (``-v ko``) uses the
+  held-out variants for evaluation. Questions spoken by other synthesizers (flite's voices,
+  festival's kal) are an evaluation-only split;
 - text: DejaVu Sans (regular, bold, mono), DejaVu Serif (regular, bold), Noto Sans and NanumSquareR
   (and the runtime's embedded font) for training, NanumGothic held out for evaluation; typed
   questions in other fonts (Liberation Sans/Serif/Mono/Sans Italic, Noto Serif, Nanum Myeongjo and
@@ -43,6 +45,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -170,6 +173,38 @@ OTHER_SYNTHS = (
     ("festival", "kal_diphone"),
 )
 OTHER_SYNTH_PACKAGES = "flite festival festvox-kallpc16k"
+# Synthetic English accents (training speech only, ``Counts.audio_accent``): espeak-ng voices that
+# recombine the pronunciation parts of the *training* accents' voice files (lang/gmw/en*): phoneme
+# table, spelling-rule options, vowel and consonant replacements and stress timing, with the first
+# formants moved a little (heard only with a variant that sets no formants itself: 8 of espeak-ng's
+# 101 variants; the others' formant lines win). Nothing comes from the held-out accents
+# (en-us-nyc's and en-wm's phoneme tables, the West Midlands h-dropping), so those stay unheard.
+ACCENT_PHONEMES = ("en", "en-us", "en-rp", "en-sc", "en-n", "en-wi")
+ACCENT_PHONEMES_HELD_OUT = ("en-us-nyc", "en-wm")
+ACCENT_DICTRULES = ((), (3, 6), (2, 5, 6, 7), (8,))
+ACCENT_REPLACE = (
+    ("03", "I", "i"),
+    ("03", "I2", "i"),
+    ("03", "@", "a#"),
+    ("03", "3", "a#"),
+    ("03", "@", "V"),
+    ("03", "N", "n"),
+    ("03", "i", "I2"),
+    ("01", "aI", "aI2"),
+    ("02", "a", "a/"),
+    ("02", "u:", "U"),
+    ("00", "D", "d"),
+    ("00", "T", "t["),
+    ("00", "U@", "o@"),
+    ("00", "o@", "O@"),
+)
+ACCENT_STRESS = (
+    (140, 120, 190, 170, 0, 0, 255, 300),
+    (175, 175, 175, 175, 220, 220, 250, 290),
+    (180, 130, 200, 200, 0, 0, 250, 270),
+    (160, 150, 180, 180, 220, 220, 290, 290),
+)
+
 OUTPUT_RATES = (16000, 22050, 44100, 48000)
 OUTPUT_RATE_P = (0.45, 0.35, 0.1, 0.1)
 
@@ -199,6 +234,8 @@ class Counts:
     unknown_ko: int = len(UNKNOWN_KO)
     unknown_audio: int = 10
     unknown_text: int = 8
+    # Extra training speech per class in synthetic accents (ACCENT_*); 0 = none.
+    audio_accent: int = 0
 
     @classmethod
     def tiny(cls) -> Counts:
@@ -221,6 +258,7 @@ class Counts:
             unknown_ko=1,
             unknown_audio=2,
             unknown_text=2,
+            audio_accent=0,
         )
 
 
@@ -531,13 +569,76 @@ def voice_sets() -> VoiceSets:
     return VoiceSets(EN_VOICES_TRAIN, EN_VOICES_EVAL, train, VARIANTS_EVAL)
 
 
+def accent_spec(rng: np.random.Generator) -> dict:
+    """A random synthetic English accent (see ACCENT_PHONEMES): the parts of an espeak-ng voice."""
+    picks = [r for r in ACCENT_REPLACE if rng.random() < 0.3]
+    return {
+        "phonemes": str(rng.choice(ACCENT_PHONEMES)),
+        "dictrules": list(ACCENT_DICTRULES[int(rng.integers(len(ACCENT_DICTRULES)))]),
+        "replace": [list(r) for r in picks],
+        "stress": list(ACCENT_STRESS[int(rng.integers(len(ACCENT_STRESS)))]),
+        "formants": [int(rng.integers(92, 109)) for _ in range(3)],
+    }
+
+
+def accent_voice_text(accent: dict) -> str:
+    """The espeak-ng voice file of ``accent`` (an :func:`accent_spec`)."""
+    if accent["phonemes"] not in ACCENT_PHONEMES:
+        raise ValueError(f"accent phoneme table {accent['phonemes']!r} is not a training one")
+    lines = ["name visualbyte-accent", "language en", f"phonemes {accent['phonemes']}"]
+    if accent["dictrules"]:
+        lines.append("dictrules " + " ".join(str(d) for d in accent["dictrules"]))
+    lines.append("stressLength " + " ".join(str(v) for v in accent["stress"]))
+    lines += [f"replace {a} {b} {c}" for a, b, c in accent["replace"]]
+    lines += [f"formant {i + 1} {f} 100 100" for i, f in enumerate(accent["formants"])]
+    return "\n".join(lines) + "\n"
+
+
+_ACCENT_DATA: Path | None = None
+_ACCENT_LOCK = threading.Lock()
+
+
+def _accent_voice(accent: dict) -> tuple[Path, str]:
+    """An espeak-ng data directory (the installed one, linked, plus a voices/vbaccent folder)
+    and the voice name of ``accent`` in it; made once per process, voice files on demand."""
+    global _ACCENT_DATA
+    with _ACCENT_LOCK:
+        if _ACCENT_DATA is None:
+            src = espeak_data_dir()
+            root = Path(tempfile.mkdtemp(prefix="visualbyte-espeak-"))
+            (root / "voices" / "vbaccent").mkdir(parents=True)
+            for entry in src.iterdir():
+                if entry.name != "voices":
+                    (root / entry.name).symlink_to(entry)
+            for entry in (src / "voices").iterdir():
+                (root / "voices" / entry.name).symlink_to(entry)
+            _ACCENT_DATA = root
+        text = accent_voice_text(accent)
+        name = "a" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        path = _ACCENT_DATA / "voices" / "vbaccent" / name
+        if not path.exists():
+            path.write_text(text)
+    return _ACCENT_DATA, f"vbaccent/{name}"
+
+
 def espeak(
-    text: str, voice: str, variant: str | None, speed: int, pitch: int, gap: int
+    text: str,
+    voice: str,
+    variant: str | None,
+    speed: int,
+    pitch: int,
+    gap: int,
+    accent: dict | None = None,
 ) -> np.ndarray:
-    """Speech as float32 mono at 22.05 kHz."""
+    """Speech as float32 mono at 22.05 kHz; ``accent`` (an :func:`accent_spec`) replaces
+    ``voice`` with that synthetic accent."""
+    args = ["espeak-ng"]
+    if accent is not None:
+        data, voice = _accent_voice(accent)
+        args.append(f"--path={data}")
     v = f"{voice}+{variant}" if variant else voice
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        args = ["espeak-ng", "-v", v, "-s", str(speed), "-p", str(pitch), "-g", str(gap)]
+        args += ["-v", v, "-s", str(speed), "-p", str(pitch), "-g", str(gap)]
         args += ["-w", tmp.name, "--", text]
         proc = subprocess.run(args, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -748,6 +849,31 @@ def audio_jobs(cfg: Config, classes: list[ClassSpec], split: str, voices: VoiceS
                     "pitch": pitch,
                     "gap": int(rng.integers(0, 5)),
                     "aug": speech_aug(rng, strength),
+                }
+            )
+    return jobs
+
+
+def accent_jobs(cfg: Config, classes: list[ClassSpec], voices: VoiceSets) -> list[dict]:
+    """Extra English training questions per class spoken in synthetic accents (:func:`accent_spec`),
+    with training variants, speeds, carriers and augmentation (``Counts.audio_accent``)."""
+    jobs = []
+    for cid, c in enumerate(classes):
+        for i in range(cfg.counts.audio_accent):
+            rng = rng_for(cfg.seed, "audio-accent", c.key, i)
+            jobs.append(
+                {
+                    "y": cid,
+                    "class": c.key,
+                    "lang": "en",
+                    "text": _phrase(c, "en", rng),
+                    "voice": "accent",
+                    "accent": accent_spec(rng),
+                    "variant": str(rng.choice(voices.variants_train)),
+                    "speed": int(rng.integers(110, 211)),
+                    "pitch": int(rng.integers(15, 86)),
+                    "gap": int(rng.integers(0, 5)),
+                    "aug": speech_aug(rng, 1.0),
                 }
             )
     return jobs
@@ -1092,7 +1218,13 @@ class Builder:
             x = other_synth(job["text"], job["synth"], job["voice"].split(":", 1)[1])
         else:
             x = espeak(
-                job["text"], job["voice"], job["variant"], job["speed"], job["pitch"], job["gap"]
+                job["text"],
+                job["voice"],
+                job["variant"],
+                job["speed"],
+                job["pitch"],
+                job["gap"],
+                job.get("accent"),
             )
         if x.size == 0 or not np.any(x):
             raise RuntimeError(f"{job.get('synth', 'espeak-ng')} produced silence for {job}")
@@ -1186,9 +1318,15 @@ class Builder:
             self._save(out, split, "text", jobs, arr)
             # speech
             jobs = audio_jobs(cfg, self.classes, split, voices)
-            self._save(
-                out, split, "audio", jobs, self.cached(f"{split}_audio", jobs, self.speech_lines)
-            )
+            arr = self.cached(f"{split}_audio", jobs, self.speech_lines)
+            if split == "train" and cfg.counts.audio_accent > 0:
+                # a separate cached array, so that adding accents re-synthesizes nothing else
+                more = accent_jobs(cfg, self.classes, voices)
+                arr = np.concatenate(
+                    [arr, self.cached("train_audio_accent", more, self.speech_lines)]
+                )
+                jobs = jobs + more
+            self._save(out, split, "audio", jobs, arr)
             for m in ("image", "text", "audio"):
                 counts[f"{split}_{m}"] = int(np.load(out / f"{split}_{m}_y.npy").shape[0])
 
@@ -1316,6 +1454,10 @@ class Builder:
                         "ko_voice": KO_VOICE,
                         "variants": list(voices.variants_train),
                         "per_class": cnt.audio_train,
+                        "accent_per_class": cnt.audio_accent,
+                        "accents": "synthetic: training accents' phoneme tables "
+                        f"{list(ACCENT_PHONEMES)}, spelling rules, replacements and stress "
+                        "recombined, formants 1-3 at 92-108% (unless the variant sets its own)",
                         "speed_wpm": [110, 210],
                         "pitch": [15, 85],
                         "augment": "noise 60% (white/pink/brown, SNR 5-35 dB), reverb 30% "
@@ -1475,6 +1617,8 @@ COUNT_UNITS = {
     "unknown_ko": "non-class Korean words for training (0 = none)",
     "unknown_audio": "spoken questions per non-class training word",
     "unknown_text": "typed questions per non-class training word",
+    "audio_accent": "extra English training speech per class in synthetic accents "
+    "(recombined training accents; 0 = none)",
 }
 
 
