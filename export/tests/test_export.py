@@ -407,6 +407,26 @@ def test_threshold_tradeoff_finds_the_lowest_threshold_for_each_wrong_answer_rat
     assert rows[0.0]["accepted_wrong"] == 0.0 and rows[0.0]["unknown_rejected"] == 2 / 3
 
 
+def test_calibrated_threshold_counts_a_wrong_answer_as_a_failure_not_as_a_true_question_accepted():
+    """The threshold once maximised (true questions accepted + non-class words rejected) / 2, so a
+    true question whose best match was the wrong class counted as a success: a model sure of its
+    wrong answers got a low threshold and answered them."""
+    from visualbyte_export.evaluate import calibrate_threshold
+
+    # Right answers score 0.95-0.99, wrong ones 0.90-0.94; the non-class words score low.
+    best = np.array([0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99])
+    right = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1], bool)
+    neg = np.array([0.50, 0.55, 0.60])
+    counted = calibrate_threshold(best, neg, right)
+    assert 0.94 < counted["threshold"] <= 0.95  # every wrong answer below it, every right above
+    assert counted["balanced_accuracy"] == 0.75  # (5/10 answered right + 3/3 rejected) / 2
+    assert counted["true_accepted"] == 0.5 and counted["unknown_rejected"] == 1.0
+    # Without ``right`` every true question's best match counts as right: the old rule, which
+    # accepts all ten, the five wrong answers too.
+    old = calibrate_threshold(best, neg)
+    assert 0.60 < old["threshold"] < 0.90 and old["true_accepted"] == 1.0
+
+
 def test_the_cards_recreate_steps_rebuild_the_dataset_with_its_counts_and_renderer_model():
     """The card's "Re-create" once began at `train` with a dataset path, and a dataset built with
     other per-class counts or another model's renderer settings could not be rebuilt from it."""

@@ -180,17 +180,24 @@ def best_scores(q: np.ndarray, g: np.ndarray) -> np.ndarray:
     return (q @ g.T).max(axis=1) if len(q) else np.zeros(0, np.float32)
 
 
-def calibrate_threshold(pos: np.ndarray, neg: np.ndarray) -> dict:
-    """Threshold maximising the mean of (true queries accepted) and (non-class words rejected)."""
+def calibrate_threshold(pos: np.ndarray, neg: np.ndarray, right: np.ndarray | None = None) -> dict:
+    """Threshold maximising the mean of (true questions answered right) and (non-class words
+    rejected). ``pos``: each true question's best score; ``right``: whether that best match has
+    its class (None: every one does). A true question answered with a wrong class counts as a
+    failure, like one answered "not in memory": a wrong answer is never better than none, and of
+    thresholds that score the same the highest is taken."""
+    ok = np.ones(len(pos), bool) if right is None else np.asarray(right, bool)
     cands = np.unique(np.concatenate([pos, neg]))
     cands = np.concatenate([cands, [cands[-1] + 1e-6]])
     best = None
     for t in cands:
-        acc_pos = float((pos >= t).mean())
+        right_pos = float(((pos >= t) & ok).mean())
         rej_neg = float((neg < t).mean()) if len(neg) else 1.0
-        score = 0.5 * (acc_pos + rej_neg)
-        if best is None or score > best[0]:
-            best = (score, float(t), acc_pos, rej_neg)
+        score = 0.5 * (right_pos + rej_neg)
+        # Of equal scores the highest threshold: accepting more that adds no right answer (only
+        # wrong ones) is no gain.
+        if best is None or score >= best[0] - 1e-12:
+            best = (score, float(t), float((pos >= t).mean()), rej_neg)
     # Halfway to the next lower score: the same decisions, with a margin on both sides.
     score, t, acc_pos, rej_neg = best
     below = cands[cands < t]
@@ -798,19 +805,21 @@ def write_model_card(
         f"Threshold **{cal['threshold']}** (stored in the ONNX metadata): a best-match cosine to "
         'the gallery below it is answered "not in memory". Chosen to maximise the mean of:',
         "",
-        f"- true held-out text/audio queries accepted: {cal['true_accepted']:.3f} (typed "
-        f"{cal.get('text_true_accepted', nan):.3f}, spoken "
-        f"{cal.get('audio_true_accepted', nan):.3f}; "
-        f"n={cal['n_true']})",
+        "- true held-out text/audio queries answered with the right class: "
+        f"{cal.get('accepted_right', nan):.3f} (n={cal['n_true']}; a wrong answer counts as a "
+        'failure, like "not in memory")',
         f"- words that are not classes rejected: {cal['unknown_rejected']:.3f} (typed "
         f"{cal.get('text_unknown_rejected', nan):.3f}, spoken "
         f"{cal.get('audio_unknown_rejected', nan):.3f}; n={cal['n_unknown']})",
         "",
-        "At this threshold the true held-out questions are answered with the right class "
+        "At this threshold the true held-out questions are accepted "
+        f"{cal['true_accepted']:.1%} of the time (typed "
+        f"{cal.get('text_true_accepted', nan):.1%}, spoken "
+        f"{cal.get('audio_true_accepted', nan):.1%}): answered with the right class "
         f"{cal.get('accepted_right', nan):.1%} of the time and with a wrong one "
         f'{cal.get("accepted_wrong", nan):.1%} of the time (the rest: "not in memory"). '
-        "The rule above does not weigh the wrong answers; a robot that must not guess may "
-        "want a higher threshold (`--threshold` in the runtime).",
+        "A robot that must answer wrongly even less often can raise it (`--threshold` in the "
+        "runtime; the table below).",
         "",
     ]
     trade = res.get("threshold_tradeoff") or []
@@ -1149,7 +1158,7 @@ def main(argv: list[str] | None = None) -> int:
         if neg
         else np.zeros(0, np.float32)
     )
-    cal = calibrate_threshold(best, negs)
+    cal = calibrate_threshold(best, negs, right)
     n_text = len(emb["text"])
     for m, sel in (("text", slice(0, n_text)), ("audio", slice(n_text, None))):
         t = cal["threshold"]
