@@ -421,9 +421,9 @@ def test_calibrated_threshold_counts_a_wrong_answer_as_a_failure_not_as_a_true_q
     assert 0.94 < counted["threshold"] <= 0.95  # every wrong answer below it, every right above
     assert counted["balanced_accuracy"] == 0.75  # (5/10 answered right + 3/3 rejected) / 2
     assert counted["true_accepted"] == 0.5 and counted["unknown_rejected"] == 1.0
-    # Without ``right`` every true question's best match counts as right: the old rule, which
-    # accepts all ten, the five wrong answers too.
-    old = calibrate_threshold(best, neg)
+    # Were every best match right (what the old rule assumed), all ten would be accepted, the five
+    # wrong answers too.
+    old = calibrate_threshold(best, neg, np.ones(len(best), bool))
     assert 0.60 < old["threshold"] < 0.90 and old["true_accepted"] == 1.0
 
 

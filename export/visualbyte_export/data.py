@@ -34,6 +34,7 @@ held-out-voice WAV per class). See export/README.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import gzip
 import hashlib
 import json
@@ -606,6 +607,7 @@ def _accent_voice(accent: dict) -> tuple[Path, str]:
         if _ACCENT_DATA is None:
             src = espeak_data_dir()
             root = Path(tempfile.mkdtemp(prefix="visualbyte-espeak-"))
+            atexit.register(shutil.rmtree, root, True)
             (root / "voices" / "vbaccent").mkdir(parents=True)
             for entry in src.iterdir():
                 if entry.name != "voices":
@@ -854,6 +856,18 @@ def audio_jobs(cfg: Config, classes: list[ClassSpec], split: str, voices: VoiceS
     return jobs
 
 
+def _training_delivery(rng: np.random.Generator, voices: VoiceSets) -> dict:
+    """How a training question is spoken, after its words and voice: a training variant, speed,
+    pitch, word gap and full augmentation (drawn from ``rng`` in that order)."""
+    return {
+        "variant": str(rng.choice(voices.variants_train)),
+        "speed": int(rng.integers(110, 211)),
+        "pitch": int(rng.integers(15, 86)),
+        "gap": int(rng.integers(0, 5)),
+        "aug": speech_aug(rng, 1.0),
+    }
+
+
 def accent_jobs(cfg: Config, classes: list[ClassSpec], voices: VoiceSets) -> list[dict]:
     """Extra English training questions per class spoken in synthetic accents (:func:`accent_spec`),
     with training variants, speeds, carriers and augmentation (``Counts.audio_accent``)."""
@@ -869,11 +883,7 @@ def accent_jobs(cfg: Config, classes: list[ClassSpec], voices: VoiceSets) -> lis
                     "text": _phrase(c, "en", rng),
                     "voice": "accent",
                     "accent": accent_spec(rng),
-                    "variant": str(rng.choice(voices.variants_train)),
-                    "speed": int(rng.integers(110, 211)),
-                    "pitch": int(rng.integers(15, 86)),
-                    "gap": int(rng.integers(0, 5)),
-                    "aug": speech_aug(rng, 1.0),
+                    **_training_delivery(rng, voices),
                 }
             )
     return jobs
@@ -1083,11 +1093,7 @@ def unknown_jobs(cfg: Config, voices: VoiceSets) -> tuple[list[dict], list[dict]
                     "word": w,
                     "text": _carrier_phrase(w, lang, "one", rng, 0.3),
                     "voice": KO_VOICE if lang == "ko" else str(rng.choice(voices.en_train)),
-                    "variant": str(rng.choice(voices.variants_train)),
-                    "speed": int(rng.integers(110, 211)),
-                    "pitch": int(rng.integers(15, 86)),
-                    "gap": int(rng.integers(0, 5)),
-                    "aug": speech_aug(rng, 1.0),
+                    **_training_delivery(rng, voices),
                 }
             )
     return text, audio

@@ -180,13 +180,13 @@ def best_scores(q: np.ndarray, g: np.ndarray) -> np.ndarray:
     return (q @ g.T).max(axis=1) if len(q) else np.zeros(0, np.float32)
 
 
-def calibrate_threshold(pos: np.ndarray, neg: np.ndarray, right: np.ndarray | None = None) -> dict:
+def calibrate_threshold(pos: np.ndarray, neg: np.ndarray, right: np.ndarray) -> dict:
     """Threshold maximising the mean of (true questions answered right) and (non-class words
     rejected). ``pos``: each true question's best score; ``right``: whether that best match has
-    its class (None: every one does). A true question answered with a wrong class counts as a
-    failure, like one answered "not in memory": a wrong answer is never better than none, and of
-    thresholds that score the same the highest is taken."""
-    ok = np.ones(len(pos), bool) if right is None else np.asarray(right, bool)
+    its class. A true question answered with a wrong class counts as a failure, like one answered
+    "not in memory": a wrong answer is never better than none, and of thresholds that score the
+    same the highest is taken."""
+    ok = np.asarray(right, bool)
     cands = np.unique(np.concatenate([pos, neg]))
     cands = np.concatenate([cands, [cands[-1] + 1e-6]])
     best = None
