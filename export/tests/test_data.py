@@ -306,8 +306,29 @@ def test_synthetic_accents_recombine_training_accents_and_never_a_held_out_one()
     assert {s["phonemes"] for s in specs} == set(D.ACCENT_PHONEMES)
     assert all(not {tuple(r) for r in s["replace"]} & held_out_only for s in specs)
     assert all(92 <= f <= 108 for s in specs for f in s["formants"])
+    assert all({tuple(v) for v in s["shifts"]} <= set(D.ACCENT_VOWEL_SHIFTS) for s in specs)
+    assert {s["tunes"] for s in specs} == set(D.ACCENT_TUNES)
     with pytest.raises(ValueError, match="not a training one"):
         D.accent_voice_text(dict(specs[0], phonemes="en-us-nyc"))
+
+
+def test_an_accent_vowel_shift_and_tune_are_written_to_the_voice_and_heard():
+    accent = {
+        "phonemes": "en",
+        "dictrules": [],
+        "replace": [],
+        "stress": list(D.ACCENT_STRESS[0]),
+        "formants": [100, 100, 100],
+    }
+    shifted = dict(accent, shifts=[["E", "a"]], tunes=3)
+    text = D.accent_voice_text(shifted)
+    assert "replace 00 E a\n" in text and "tunes s3 c3 q3 e3\n" in text
+    assert "tunes" not in D.accent_voice_text(accent)
+    say = "where is the elephant?"
+    plain = D.espeak(say, "accent", None, 160, 50, 0, accent)
+    for changed in (dict(accent, shifts=[["E", "a"]]), dict(accent, tunes=3)):
+        other = D.espeak(say, "accent", None, 160, 50, 0, changed)
+        assert other.size != plain.size or not np.array_equal(other, plain), changed
 
 
 def test_a_synthetic_accent_speaks_the_same_words_otherwise_and_reproducibly():

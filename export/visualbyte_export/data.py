@@ -178,8 +178,9 @@ OTHER_SYNTH_PACKAGES = "flite festival festvox-kallpc16k"
 # recombine the pronunciation parts of the *training* accents' voice files (lang/gmw/en*): phoneme
 # table, spelling-rule options, vowel and consonant replacements and stress timing, with the first
 # formants moved a little (heard only with a variant that sets no formants itself: 8 of espeak-ng's
-# 101 variants; the others' formant lines win). Nothing comes from the held-out accents
-# (en-us-nyc's and en-wm's phoneme tables, the West Midlands h-dropping), so those stay unheard.
+# 101 variants; the others' formant lines win), plus generic vowel shifts and an intonation tune
+# (ACCENT_VOWEL_SHIFTS, ACCENT_TUNES). Nothing comes from the held-out accents (en-us-nyc's and
+# en-wm's phoneme tables, the West Midlands h-dropping), so those stay unheard.
 ACCENT_PHONEMES = ("en", "en-us", "en-rp", "en-sc", "en-n", "en-wi")
 ACCENT_PHONEMES_HELD_OUT = ("en-us-nyc", "en-wm")
 ACCENT_DICTRULES = ((), (3, 6), (2, 5, 6, 7), (8,))
@@ -199,6 +200,31 @@ ACCENT_REPLACE = (
     ("00", "U@", "o@"),
     ("00", "o@", "O@"),
 )
+# Vowel shifts (``replace 00``) that move one English vowel to a neighbour on the vowel chart or
+# flatten a diphthong to its first part: generic accent variety, not any one accent's rules (each
+# is checked to change espeak-ng's output). Intonation: espeak-ng's tune sets 1-6 (``tunes``).
+ACCENT_VOWEL_SHIFTS = (
+    ("E", "a"),
+    ("E", "e"),
+    ("E", "I"),
+    ("a", "E"),
+    ("I", "i"),
+    ("I", "E"),
+    ("i:", "I"),
+    ("u:", "U"),
+    ("U", "V"),
+    ("V", "U"),
+    ("V", "0"),
+    ("O:", "0"),
+    ("3:", "E"),
+    ("@", "I"),
+    ("e@", "E"),
+    ("eI", "E"),
+    ("oU", "O:"),
+    ("aI", "a"),
+    ("aU", "a"),
+)
+ACCENT_TUNES = (1, 2, 3, 4, 5, 6)
 ACCENT_STRESS = (
     (140, 120, 190, 170, 0, 0, 255, 300),
     (175, 175, 175, 175, 220, 220, 250, 290),
@@ -579,6 +605,8 @@ def accent_spec(rng: np.random.Generator) -> dict:
         "replace": [list(r) for r in picks],
         "stress": list(ACCENT_STRESS[int(rng.integers(len(ACCENT_STRESS)))]),
         "formants": [int(rng.integers(92, 109)) for _ in range(3)],
+        "shifts": [list(v) for v in ACCENT_VOWEL_SHIFTS if rng.random() < 0.12],
+        "tunes": int(rng.choice(ACCENT_TUNES)),
     }
 
 
@@ -591,7 +619,11 @@ def accent_voice_text(accent: dict) -> str:
         lines.append("dictrules " + " ".join(str(d) for d in accent["dictrules"]))
     lines.append("stressLength " + " ".join(str(v) for v in accent["stress"]))
     lines += [f"replace {a} {b} {c}" for a, b, c in accent["replace"]]
+    lines += [f"replace 00 {a} {b}" for a, b in accent.get("shifts", [])]
     lines += [f"formant {i + 1} {f} 100 100" for i, f in enumerate(accent["formants"])]
+    if accent.get("tunes"):
+        n = accent["tunes"]
+        lines.append(f"tunes s{n} c{n} q{n} e{n}")
     return "\n".join(lines) + "\n"
 
 
@@ -1463,7 +1495,9 @@ class Builder:
                         "accent_per_class": cnt.audio_accent,
                         "accents": "synthetic: training accents' phoneme tables "
                         f"{list(ACCENT_PHONEMES)}, spelling rules, replacements and stress "
-                        "recombined, formants 1-3 at 92-108% (unless the variant sets its own)",
+                        "recombined, formants 1-3 at 92-108% (unless the variant sets its own), "
+                        f"each of {len(ACCENT_VOWEL_SHIFTS)} vowel shifts at 12%, "
+                        f"tunes {ACCENT_TUNES[0]}-{ACCENT_TUNES[-1]}",
                         "speed_wpm": [110, 210],
                         "pitch": [15, 85],
                         "augment": "noise 60% (white/pink/brown, SNR 5-35 dB), reverb 30% "
