@@ -375,6 +375,28 @@ def test_evaluate_refuses_a_dataset_rendered_with_other_settings_than_the_model(
     assert "--renderer-from" in err and not out.exists()
 
 
+def test_a_missing_notes_file_is_refused_before_evaluate_rewrites_the_model_or_eval_json(
+    tmp_path, capsys
+):
+    """evaluate read --notes only when writing the card, after it had stored the threshold in the
+    model and written eval.json: a typo left the model and eval.json ahead of the card."""
+    from visualbyte_export.evaluate import main as evaluate_main
+    from visualbyte_export.fixture import write_synthetic_dataset
+
+    data = write_synthetic_dataset(tmp_path / "ds", num_classes=6, per_class=2, size=FIXTURE_SIZE)
+    meta = json.loads((data / "meta.json").read_text())
+    _save_checkpoint(_batchnorm_convnext(), tmp_path / "m.pt", meta["renderer"])
+    model = tmp_path / "m.onnx"
+    export_checkpoint(tmp_path / "m.pt", model, runtime=False, output="posterior")
+    before = model.read_bytes()
+    out = tmp_path / "eval"
+    for flag in ("--notes", "--checkpoint", "--variant"):
+        args = ["--model", str(model), "--data", str(data), "--out", str(out)]
+        assert evaluate_main(args + [flag, str(tmp_path / "missing.md")]) == 2
+        assert f"{flag} {tmp_path / 'missing.md'}: no such file" in capsys.readouterr().err
+    assert model.read_bytes() == before and not out.exists()
+
+
 def test_the_card_reports_the_best_recall_the_split_allows():
     """Image→image leaves the query out: a class with one held-out picture can never be found.
     On ds96 that caps photo R@1 at 0.50, below the 0.6 target; the card says so."""

@@ -1109,6 +1109,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
+    # Inputs read only at the end are checked first: a missing one used to fail after the model's
+    # threshold and eval.json were already rewritten, leaving the card behind them.
+    for flag, path in (("--notes", args.notes), ("--checkpoint", args.checkpoint)):
+        if path is not None and not path.is_file():
+            print(f"error: {flag} {path}: no such file", file=sys.stderr)
+            return 2
+    for path in args.variant:
+        if not path.is_file():
+            print(f"error: --variant {path}: no such file", file=sys.stderr)
+            return 2
 
     meta = json.loads((args.data / "meta.json").read_text())
     expected = model_renderer(args.model)
