@@ -223,6 +223,7 @@ fn padded_depthwise_for(conv: &Conv, dt: DatumType, shape: &[usize]) -> Option<P
 const LANES: usize = 32;
 /// Most registers of 16 points per block of the AVX-512 kernel: 8 independent sums keep both FMA pipes
 /// busy through the FMA latency. Small planes take fewer (see [`avx512_block`]).
+#[cfg(target_arch = "x86_64")]
 const REGS_AVX512: usize = 8;
 
 /// One block: `out[j] = b + Σ_{ky,kx} taps[ky·k + kx] · padded[base + ky·wp + kx + j]`, `j < lanes`
@@ -251,7 +252,9 @@ pub fn depthwise_same(
     out: &mut [f32],
     shape: [usize; 4],
 ) {
-    let [c, h, w, k] = shape;
+    let [_, h, w, k] = shape;
+    #[cfg(target_arch = "x86_64")]
+    let c = shape[0];
     #[cfg(target_arch = "x86_64")]
     if c >= 16 && small_plane(h, w, k) && std::arch::is_x86_feature_detected!("avx512f") {
         // Groups of 16 channels across the vector lanes; the channels left over go by blocks.

@@ -27,6 +27,7 @@ pub const MR: usize = 16;
 const NR: usize = 6;
 /// Points per tile of the AVX-512 kernels (16 channels fill one register: 12 accumulators). 12 divides
 /// ConvNeXt's 96 px planes of 576, 144 and 36 points; the 3×3 stage is one tile of 9.
+#[cfg(target_arch = "x86_64")]
 const NR_AVX512: usize = 12;
 
 /// 1×1 convolution over `[N, Cin, H, W]` f32 with its weights packed at load, optionally followed by
