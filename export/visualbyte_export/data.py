@@ -202,7 +202,8 @@ ACCENT_REPLACE = (
 )
 # Vowel shifts (``replace 00``) that move one English vowel to a neighbour on the vowel chart or
 # flatten a diphthong to its first part: generic accent variety, not any one accent's rules (each
-# is checked to change espeak-ng's output). Intonation: espeak-ng's tune sets 1-6 (``tunes``).
+# changes espeak-ng's output with the en table; E->e does nothing with en-wi), each drawn with
+# probability ACCENT_SHIFT_P. Intonation: espeak-ng's tune sets 1-6 (``tunes``; 1 is its default).
 ACCENT_VOWEL_SHIFTS = (
     ("E", "a"),
     ("E", "e"),
@@ -224,6 +225,7 @@ ACCENT_VOWEL_SHIFTS = (
     ("aI", "a"),
     ("aU", "a"),
 )
+ACCENT_SHIFT_P = 0.12
 ACCENT_TUNES = (1, 2, 3, 4, 5, 6)
 ACCENT_STRESS = (
     (140, 120, 190, 170, 0, 0, 255, 300),
@@ -605,7 +607,7 @@ def accent_spec(rng: np.random.Generator) -> dict:
         "replace": [list(r) for r in picks],
         "stress": list(ACCENT_STRESS[int(rng.integers(len(ACCENT_STRESS)))]),
         "formants": [int(rng.integers(92, 109)) for _ in range(3)],
-        "shifts": [list(v) for v in ACCENT_VOWEL_SHIFTS if rng.random() < 0.12],
+        "shifts": [list(v) for v in ACCENT_VOWEL_SHIFTS if rng.random() < ACCENT_SHIFT_P],
         "tunes": int(rng.choice(ACCENT_TUNES)),
     }
 
@@ -1496,7 +1498,7 @@ class Builder:
                         "accents": "synthetic: training accents' phoneme tables "
                         f"{list(ACCENT_PHONEMES)}, spelling rules, replacements and stress "
                         "recombined, formants 1-3 at 92-108% (unless the variant sets its own), "
-                        f"each of {len(ACCENT_VOWEL_SHIFTS)} vowel shifts at 12%, "
+                        f"each of {len(ACCENT_VOWEL_SHIFTS)} vowel shifts at {ACCENT_SHIFT_P:.0%}, "
                         f"tunes {ACCENT_TUNES[0]}-{ACCENT_TUNES[-1]}",
                         "speed_wpm": [110, 210],
                         "pitch": [15, 85],

@@ -1111,13 +1111,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     # Inputs read only at the end are checked first: a missing one used to fail after the model's
     # threshold and eval.json were already rewritten, leaving the card behind them.
-    for flag, path in (("--notes", args.notes), ("--checkpoint", args.checkpoint)):
+    later = [("--notes", args.notes), ("--checkpoint", args.checkpoint)]
+    for flag, path in later + [("--variant", v) for v in args.variant]:
         if path is not None and not path.is_file():
             print(f"error: {flag} {path}: no such file", file=sys.stderr)
-            return 2
-    for path in args.variant:
-        if not path.is_file():
-            print(f"error: --variant {path}: no such file", file=sys.stderr)
             return 2
 
     meta = json.loads((args.data / "meta.json").read_text())
