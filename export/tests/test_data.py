@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import struct
+import subprocess
 import sys
 import wave
 from dataclasses import asdict
@@ -223,6 +224,36 @@ def test_unknown_training_words_are_neither_class_names_nor_calibration_words():
     assert not unknown & calibration
     # No class name starts with one ("ice" would teach it to doubt "ice cream").
     assert not [n for n in names for w in unknown if n.startswith(w)]
+
+
+def _espeak_phonemes(words: list[str], voice: str) -> list[str]:
+    out = subprocess.run(
+        ["espeak-ng", "-q", "-x", "-v", voice],
+        input="\n".join(words),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [line.strip() for line in out.strip().split("\n")]
+    assert len(lines) == len(words), "espeak-ng did not answer one line per word"
+    return lines
+
+
+def test_no_unknown_training_word_sounds_like_a_class_name():
+    # The model is taught to be unsure of these words; one that a voice says exactly like a class
+    # name ("son" and "sun") would teach it to doubt that class's own questions.
+    names = sorted({n.lower() for c in C.all_classes() for n in C.names_en(c)})
+    words = [w.lower() for w in C.UNKNOWN_EN]
+    for voice in ("en-us", "en", "en-gb-scotland"):
+        by_sound = dict(zip(_espeak_phonemes(names, voice), names, strict=True))
+        same = [
+            (w, by_sound[p])
+            for w, p in zip(words, _espeak_phonemes(words, voice), strict=True)
+            if p in by_sound
+        ]
+        assert not same, f"{voice}: {same}"
+        # The comparison catches a homophone of a class name.
+        assert by_sound.get(_espeak_phonemes(["son"], voice)[0]) == "sun"
 
 
 def test_check_classes_refuses_an_unknown_training_word_that_names_a_class(monkeypatch):
