@@ -134,3 +134,35 @@ def test_training_continues_from_an_exported_model_and_the_card_says_from_which(
     assert any(f"-S {contract['model_id']} -- models/MODEL_CARD.md" in x for x in lines)
     last = build_parser().parse_args(shlex.split(lines[-1])[4:])
     assert str(last.init) == f"/tmp/{contract['model_id']}.onnx"
+
+
+def test_a_run_continuing_one_that_started_from_an_exported_model_keeps_that_start_in_its_card(
+    dataset, tmp_path
+):
+    # What broke: only the run started with --init MODEL.onnx recorded the model; runs that
+    # continued it lost it, so their card's chain began with a train from random weights.
+    assert run(dataset, tmp_path / "a", "--max-steps", "1", "--no-eval") == 0
+    export_checkpoint(tmp_path / "a" / "last.pt", tmp_path / "a.onnx", runtime=False)
+    mid = read_contract(tmp_path / "a.onnx")["model_id"]
+    quick = ("--max-steps", "1", "--no-eval", "--lr-backbone", "0", "--lr-head", "0")
+    assert run(dataset, tmp_path / "b", *quick, "--init", str(tmp_path / "a.onnx")) == 0
+    assert run(dataset, tmp_path / "c", *quick, "--init", str(tmp_path / "b" / "last.pt")) == 0
+    ck = torch.load(tmp_path / "c" / "last.pt", weights_only=False)
+    assert ck["state"]["init_model"]["model_id"] == mid
+    export_checkpoint(tmp_path / "c" / "last.pt", tmp_path / "c.onnx", runtime=False)
+
+    def commands(checkpoint):
+        info = _training_info(tmp_path / "c.onnx", checkpoint)
+        text = _train_commands(info["args"], info["init_recipe"], "/d", info.get("init_model"))
+        trains = [
+            x for x in text.replace("\\\n", " ").splitlines() if "visualbyte_export train" in x
+        ]
+        return [build_parser().parse_args(shlex.split(x)[4:]) for x in trains]
+
+    first, second = commands(tmp_path / "c" / "last.pt")
+    assert str(first.init) == f"/tmp/{mid}.onnx"
+    assert str(second.init).endswith("default-stage1/last.pt")
+    # A checkpoint saved before runs passed the model on: read from its oldest run's --init file.
+    del ck["state"]["init_model"]
+    torch.save(ck, tmp_path / "old.pt")
+    assert str(commands(tmp_path / "old.pt")[0].init) == f"/tmp/{mid}.onnx"

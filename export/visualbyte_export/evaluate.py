@@ -475,12 +475,13 @@ def _training_info(model: Path, checkpoint: Path | None) -> dict:
     if checkpoint is not None and checkpoint.exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
         info.update(args=ck.get("args"), step=ck.get("state", {}).get("step"))
-        from .train import checkpoint_recipe
+        from .train import chain_init_model, checkpoint_recipe
 
         info["init_recipe"] = checkpoint_recipe(ck)[:-1]  # the runs it continued, not itself
         info["history"] = ck.get("state", {}).get("history", [])
-        if ck.get("state", {}).get("init_model"):
-            info["init_model"] = ck["state"]["init_model"]
+        root = chain_init_model(ck)
+        if root:
+            info["init_model"] = root
     return info
 
 
@@ -567,8 +568,9 @@ def _train_commands(
         mid = init_model["model_id"]
         first = f"/tmp/{mid}.onnx"
         commands += [
-            f"# starts from model {mid} (sha256 {init_model.get('sha256', '?')[:16]}…), the",
-            "# models/visualbyte.onnx committed before this one; its own recipe is in the",
+            f"# the first run starts from model {mid}"
+            f" (sha256 {init_model.get('sha256', '?')[:16]}…),",
+            "# a models/visualbyte.onnx committed earlier; its own recipe is in the",
             "# MODEL_CARD.md committed with it",
             _model_from_history(mid),
         ]

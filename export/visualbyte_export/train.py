@@ -126,6 +126,23 @@ def checkpoint_recipe(obj) -> list[dict]:
     return [*parents, obj["args"]]
 
 
+def chain_init_model(obj) -> dict | None:
+    """The exported model (``onnx_model_info``) that the chain of runs behind a loaded checkpoint
+    started from, or None when it started from random weights. A run passes it on to the runs
+    that continue it; for a checkpoint saved before runs did, it is read from the ``--init`` file
+    of the oldest run in its recipe, when that is an ONNX file still on disk."""
+    if not isinstance(obj, dict):
+        return None
+    known = (obj.get("state") or {}).get("init_model")
+    if known:
+        return known
+    recipe = checkpoint_recipe(obj)
+    init = recipe[0].get("init") if recipe else None
+    if init not in (None, "", "None") and str(init).endswith(".onnx") and Path(init).exists():
+        return onnx_model_info(Path(init))
+    return None
+
+
 def calibration_batch(train: RenderedSplit, sampler: ClassBalancedTripleSampler) -> torch.Tensor:
     """Two class-balanced batches of triples (64 classes' image, text and audio rows), normalised
     as the network sees them."""
@@ -638,9 +655,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             loaded, skipped = load_init_weights(net, args.init)
             log(f"--init {args.init}: {len(loaded)} tensors loaded, {len(skipped)} skipped")
-            # The recipe of every run this one continues, oldest first, so the model card can
-            # print the whole chain of commands that re-creates the model.
-            state["init_recipe"] = init_recipe(args.init)
+            # The recipe of every run this one continues, oldest first, and the exported model
+            # the first of them started from, so the model card can print the whole chain of
+            # commands that re-creates the model.
+            parent = torch.load(args.init, map_location="cpu", weights_only=False)
+            state["init_recipe"] = checkpoint_recipe(parent)
+            root = chain_init_model(parent)
+            if root:
+                state["init_model"] = root
 
     module = TrainForward(net)
     if world > 1:
