@@ -166,3 +166,24 @@ def test_a_run_continuing_one_that_started_from_an_exported_model_keeps_that_sta
     del ck["state"]["init_model"]
     torch.save(ck, tmp_path / "old.pt")
     assert str(commands(tmp_path / "old.pt")[0].init) == f"/tmp/{mid}.onnx"
+
+
+def test_a_checkpoint_given_to_init_is_read_from_disk_once(dataset, tmp_path, monkeypatch):
+    # What broke: train read an --init checkpoint twice at start-up, once for its weights and
+    # again for the recipe of the runs behind it.
+    assert run(dataset, tmp_path / "a", "--max-steps", "1", "--no-eval") == 0
+    parent = tmp_path / "a" / "last.pt"
+    reads = []
+    real_load = torch.load
+
+    def counting_load(f, *args, **kwargs):
+        reads.append(str(f))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    quick = ("--max-steps", "1", "--no-eval", "--lr-backbone", "0", "--lr-head", "0")
+    assert run(dataset, tmp_path / "b", *quick, "--init", str(parent)) == 0
+    assert reads.count(str(parent)) == 1
+    monkeypatch.undo()
+    ck = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    assert [r["run_dir"] for r in ck["state"]["init_recipe"]] == [str(tmp_path / "a")]

@@ -10,6 +10,7 @@ The network sees what the device sees: ``float32 [B, 3, S, S]`` NCHW, ``x = (pix
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import timm
 import torch
@@ -200,10 +201,13 @@ def load_checkpoint_model(path, map_location="cpu") -> tuple[VisualByteNet, dict
     return net, ckpt
 
 
-def load_init_weights(net: VisualByteNet, path) -> tuple[list[str], list[str]]:
+def load_init_weights(net: VisualByteNet, source) -> tuple[list[str], list[str]]:
     """``--init``: load a local checkpoint (ours, or a plain timm/ConvNeXt state dict) where
-    shapes agree."""
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    shapes agree. ``source`` is its path or the object ``torch.load`` already read from it."""
+    if isinstance(source, (str, Path)):
+        obj = torch.load(source, map_location="cpu", weights_only=False)
+    else:
+        obj = source
     state = obj.get("model", obj.get("state_dict", obj)) if isinstance(obj, dict) else obj
     own = net.state_dict()
     loaded, skipped = [], []

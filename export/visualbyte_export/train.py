@@ -126,17 +126,18 @@ def checkpoint_recipe(obj) -> list[dict]:
     return [*parents, obj["args"]]
 
 
-def chain_init_model(obj) -> dict | None:
+def chain_init_model(obj, recipe: list[dict] | None = None) -> dict | None:
     """The exported model (``onnx_model_info``) that the chain of runs behind a loaded checkpoint
     started from, or None when it started from random weights. A run passes it on to the runs
     that continue it; for a checkpoint saved before runs did, it is read from the ``--init`` file
-    of the oldest run in its recipe, when that is an ONNX file still on disk."""
+    of the oldest run in its recipe (``recipe``, when the caller already has
+    :func:`checkpoint_recipe` of it), when that is an ONNX file still on disk."""
     if not isinstance(obj, dict):
         return None
     known = (obj.get("state") or {}).get("init_model")
     if known:
         return known
-    recipe = checkpoint_recipe(obj)
+    recipe = checkpoint_recipe(obj) if recipe is None else recipe
     init = recipe[0].get("init") if recipe else None
     if init not in (None, "", "None") and str(init).endswith(".onnx") and Path(init).exists():
         return onnx_model_info(Path(init))
@@ -653,14 +654,14 @@ def main(argv: list[str] | None = None) -> int:
             state["init_model"] = onnx_model_info(args.init)
             state["init_recipe"] = []
         else:
-            loaded, skipped = load_init_weights(net, args.init)
-            log(f"--init {args.init}: {len(loaded)} tensors loaded, {len(skipped)} skipped")
-            # The recipe of every run this one continues, oldest first, and the exported model
-            # the first of them started from, so the model card can print the whole chain of
-            # commands that re-creates the model.
+            # Read once: its weights, the recipe of every run this one continues (oldest
+            # first) and the exported model the first of them started from, so the model card
+            # can print the whole chain of commands that re-creates the model.
             parent = torch.load(args.init, map_location="cpu", weights_only=False)
+            loaded, skipped = load_init_weights(net, parent)
+            log(f"--init {args.init}: {len(loaded)} tensors loaded, {len(skipped)} skipped")
             state["init_recipe"] = checkpoint_recipe(parent)
-            root = chain_init_model(parent)
+            root = chain_init_model(parent, state["init_recipe"])
             if root:
                 state["init_model"] = root
 
