@@ -8,8 +8,8 @@
 #   scripts/recreate-model.sh --dry-run   print them
 #   scripts/recreate-model.sh --card F    take them from another card
 #
-# Needs what scripts/test.sh installs (the Python venv with export[dev], espeak-ng, flite, festival, the
-# fonts) plus the dataset sources of export/README.md (npm for the emoji packages, Debian's
+# Needs what scripts/test.sh installs (espeak-ng, flite, festival, the fonts; the Python venv is made or
+# brought up to export/requirements.lock here) plus the dataset sources of export/README.md (npm for the emoji packages, Debian's
 # dataset-fashion-mnist and fonts-noto-core). The runtime is built first (release), because the dataset
 # is rendered by it and the export checks parity against it.
 set -euo pipefail
@@ -43,6 +43,9 @@ if [ "$DRY" = 1 ]; then
 fi
 
 CACHE=${VISUALBYTE_CACHE:-/var/cache/visualbyte}
+if [ -z "${PYTHON:-}" ]; then
+    scripts/python-venv.sh "$CACHE/venv"
+fi
 PY_DIR=$(dirname "${PYTHON:-$CACHE/venv/bin/python}")
 if [ ! -x "$PY_DIR/python" ]; then
     echo "error: no Python at $PY_DIR/python: run scripts/test.sh once (it makes the venv), or set PYTHON" >&2

@@ -10,7 +10,7 @@
 # VISUALBYTE_CACHE (default /var/cache/visualbyte):
 #   target/          native CARGO_TARGET_DIR (rustup's toolchain)
 #   target-aarch64/  aarch64 CARGO_TARGET_DIR (Debian's rustc-web: a different compiler, so kept apart)
-#   venv/            Python venv with export[dev]; reused while export/pyproject.toml is unchanged
+#   venv/            Python venv with export/requirements.lock (export[dev], exact versions); reused while the lock is unchanged
 #
 # VISUALBYTE_SKIP_AARCH64=1 skips the aarch64 stages for a quick local run (CI never sets it).
 set -euo pipefail
@@ -99,27 +99,12 @@ install_apt() {
     fi
 }
 
-# The venv outlives the clone (torch alone is ~3 GB): rebuilt only when export/pyproject.toml or the Python
-# it was made with changes, or when it no longer points at this clone. Locked: clones may share it.
+# The venv outlives the clone (torch alone is ~3 GB): scripts/python-venv.sh installs export/requirements.lock
+# into it and rebuilds it only when the lock, the Python or the clone changes. Locked: clones may share it.
 setup_venv() {
-    local stamp=$VENV/.visualbyte-stamp key
-    key="$(python3 -c 'import sys; print(sys.base_prefix, sys.version.split()[0])') $(sha256sum export/pyproject.toml | cut -c1-16) $ROOT"
     exec 9>"$CACHE/venv.lock"
     flock 9
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] && "$VENV/bin/python" -c 'import visualbyte_export'; then
-        echo "venv up to date: $VENV"
-        return 0
-    fi
-    if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null ||
-        [ "$("$VENV/bin/python" -c 'import sys; print(sys.version_info[:2])')" != \
-          "$(python3 -c 'import sys; print(sys.version_info[:2])')" ]; then
-        echo "creating venv: $VENV"
-        rm -rf "$VENV"
-        python3 -m venv "$VENV"
-    fi
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT/export[dev]"
-    echo "$key" >"$stamp"
-    echo "venv ready: $VENV"
+    scripts/python-venv.sh "$VENV"
 }
 
 start_venv() { # in the background: PyPI downloads overlap the Rust builds
