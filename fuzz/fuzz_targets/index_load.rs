@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use visualbyte::index::EmbeddingIndex;
+use visualbyte::index::{EmbeddingIndex, Match};
 
 /// `data` with the metadata, vector and header checksums made to match what they cover.
 fn with_checksums_fixed(data: &[u8]) -> Option<Vec<u8>> {
@@ -65,6 +65,19 @@ fn exercise(data: &[u8]) {
             assert!(hits.len() <= k.min(index.len()));
             assert!(hits.iter().all(|h| h.index < index.len()));
         }
+        // Label vectors (format 2): found by label, picture or both.
+        for how in [Match::Picture, Match::Label, Match::Both] {
+            if let Ok(hits) = index.search_matching(&query, k, how) {
+                assert!(hits.len() <= k.min(index.len()));
+                assert!(hits.iter().all(|h| h.index < index.len() && h.score.is_finite()));
+            }
+        }
+    }
+    for label in index.vector_labels() {
+        assert_eq!(index.label_vector(label).map(<[f32]>::len), Some(dim));
+    }
+    for i in 0..index.len().min(64) {
+        let _ = index.has_label_vector(i);
     }
     let mut unit = vec![0.0; dim];
     if let Some(first) = unit.first_mut() {

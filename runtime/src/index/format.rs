@@ -5,7 +5,10 @@
 use super::{format_err, FormatProblem, IndexError, IndexHeader, Section, VectorType};
 
 pub const MAGIC: [u8; 8] = *b"VBINDEX\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// The version this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this build reads (version 1 has no label vectors: its memories match by picture alone).
+pub const OLDEST_READ_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 64;
 /// The vector section starts at a multiple of this many bytes.
 pub(crate) const ALIGN: usize = 64;
@@ -24,6 +27,8 @@ pub const MAX_PATH_BYTES: usize = 4096;
 
 /// Smallest entry record: two length prefixes and one byte each of label and path.
 const MIN_RECORD_BYTES: u64 = 10;
+/// Marks an entry whose label has no label vector.
+pub(crate) const NO_LABEL_VECTOR: u32 = u32::MAX;
 
 /// The fixed header, as numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +65,21 @@ impl RawHeader {
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     pub header: IndexHeader,
-    pub metadata_len: usize,
     /// Absolute offset of the first entry record.
     pub entries_offset: usize,
     /// Offset of each entry record, relative to `entries_offset`.
     pub records: Vec<u32>,
+    /// Absolute offset just past the last entry record (where the label vectors begin in version 2).
+    pub entries_end: usize,
     pub vectors_offset: usize,
     pub vectors_len: usize,
     pub vectors_crc: u32,
+    /// The labels that have a label vector, in file order.
+    pub label_names: Vec<String>,
+    /// Their vectors, `label_names.len() × dim`, row-major, unit length.
+    pub label_vectors: Vec<f32>,
+    /// For each entry, the row of its label in `label_names`, or [`NO_LABEL_VECTOR`].
+    pub entry_label: Vec<u32>,
 }
 
 impl Layout {
@@ -211,7 +223,7 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<RawHeader, IndexError> {
     let version = le_u32(h, 8);
     let stored = le_u32(h, 60);
     let computed = crc32fast::hash(&h[..60]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version) {
         // A later version keeps the magic, the version and the header checksum in place; a version that
         // fails the checksum and is implausible is damage.
         if stored == computed || (FORMAT_VERSION..=1000).contains(&version) {
@@ -344,15 +356,37 @@ pub(crate) fn parse(bytes: &[u8], check_vectors: bool) -> Result<Layout, IndexEr
         r.field(&format!("label of entry {i}"), MAX_LABEL_BYTES)?;
         r.field(&format!("path of entry {i}"), MAX_PATH_BYTES)?;
     }
+    let entries_end = r.pos;
+    let (label_names, label_vectors) = if raw.version >= 2 {
+        read_label_vectors(&mut r, dim, metadata_end)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
     if r.pos != metadata_end {
         return Err(corrupt(
             Section::Metadata,
             format!(
-                "{} bytes left over after {count} entries",
-                metadata_end - r.pos
+                "{} bytes left over after {count} entries and {} label vectors",
+                metadata_end - r.pos,
+                label_names.len()
             ),
         ));
     }
+    let entry_label = {
+        let rows: std::collections::HashMap<&str, u32> = label_names
+            .iter()
+            .enumerate()
+            .map(|(j, name)| (name.as_str(), j as u32))
+            .collect();
+        let mut reader = Reader::new(bytes, entries_offset, entries_end);
+        (0..count)
+            .map(|_| {
+                let label = reader.string(MAX_LABEL_BYTES).unwrap_or("");
+                reader.string(MAX_PATH_BYTES);
+                rows.get(label).copied().unwrap_or(NO_LABEL_VECTOR)
+            })
+            .collect()
+    };
     let layout = Layout {
         header: IndexHeader {
             version: raw.version,
@@ -361,17 +395,75 @@ pub(crate) fn parse(bytes: &[u8], check_vectors: bool) -> Result<Layout, IndexEr
             count,
             vector_type,
         },
-        metadata_len: raw.metadata_len as usize,
         entries_offset,
         records,
+        entries_end,
         vectors_offset,
         vectors_len: raw.vectors_len as usize,
         vectors_crc: raw.vectors_crc,
+        label_names,
+        label_vectors,
+        entry_label,
     };
     if check_vectors {
         verify_vectors(&layout, bytes)?;
     }
     Ok(layout)
+}
+
+/// Version 2's label vectors, after the entries: `u32 L`, then L × { u32 label length, label, dim × f32 }.
+fn read_label_vectors(
+    r: &mut Reader,
+    dim: usize,
+    metadata_end: usize,
+) -> Result<(Vec<String>, Vec<f32>), IndexError> {
+    let at = r.pos;
+    let n = r.u32().ok_or_else(|| {
+        corrupt(
+            Section::Metadata,
+            format!("the label vector count at byte {at} runs past the section"),
+        )
+    })? as u64;
+    // Each label vector takes its length prefix, one byte of label and dim values.
+    let left = (metadata_end - r.pos) as u64;
+    if n.saturating_mul(5 + 4 * dim as u64) > left {
+        return Err(corrupt(
+            Section::Metadata,
+            format!("{left} bytes cannot hold {n} label vectors of {dim} values"),
+        ));
+    }
+    let n = n as usize;
+    let mut names: Vec<String> = Vec::with_capacity(n);
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut vectors = Vec::with_capacity(n * dim);
+    for j in 0..n {
+        let name = r.field(&format!("label of label vector {j}"), MAX_LABEL_BYTES)?;
+        if !seen.insert(name) {
+            return Err(corrupt(
+                Section::Metadata,
+                format!("label {name:?} has two label vectors"),
+            ));
+        }
+        let raw = r.take(4 * dim).ok_or_else(|| {
+            corrupt(
+                Section::Metadata,
+                format!("label vector {j} runs past the section"),
+            )
+        })?;
+        let start = vectors.len();
+        vectors.extend(
+            raw.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        if vectors[start..].iter().any(|v| !v.is_finite()) {
+            return Err(corrupt(
+                Section::Metadata,
+                format!("label vector {j} ({name:?}) holds NaN or infinite values"),
+            ));
+        }
+        names.push(name.to_string());
+    }
+    Ok((names, vectors))
 }
 
 pub(crate) fn verify_vectors(layout: &Layout, bytes: &[u8]) -> Result<(), IndexError> {

@@ -1,13 +1,13 @@
 //! The on-disk image memory: embeddings with labels and source paths, searched by exact cosine top-k.
 //!
-//! # File format (`.vbi`, format version 1)
+//! # File format (`.vbi`, format version 2; version 1 is still read)
 //!
 //! All integers are little-endian. The file has four parts, in this order, and nothing after them:
 //!
 //! ```text
 //! offset  size  header (64 bytes)
 //!      0     8  magic b"VBINDEX\0"
-//!      8     4  format version (u32) = 1
+//!      8     4  format version (u32) = 2 (1: no label vectors)
 //!     12     1  vector type: 0 = f32, 1 = f16, 2 = i8
 //!     13     3  reserved, zero
 //!     16     4  dim (u32), 1..=MAX_DIM
@@ -24,6 +24,10 @@
 //!               u32 model id length, model id (UTF-8, 1..=MAX_MODEL_ID_BYTES)
 //!               count × { u32 label length, label (UTF-8, 1..=MAX_LABEL_BYTES),
 //!                         u32 path length,  path  (UTF-8, 1..=MAX_PATH_BYTES) }
+//!               version 2 only, the label vectors:
+//!               u32 L (0..=count), then L × { u32 label length, label (distinct),
+//!                                             dim × f32: the label rendered as text, embedded by the
+//!                                             same model, unit length }
 //!   64+M     P  padding: zero bytes up to the next multiple of 64 (P < 64)
 //! 64+M+P     V  vector section, one row per entry, rows L2-normalised when written
 //!               f32: count × dim × f32
@@ -38,6 +42,13 @@
 //! folder holding the index file (so a `models/` folder with its pictures can be shipped as one), or
 //! absolute when the picture lives elsewhere; [`EmbeddingIndex::source_path`] resolves them.
 //!
+//! # Label matching
+//!
+//! A memory whose label has a label vector is found by its picture and by its label:
+//! [`EmbeddingIndex::search_matching`] scores it as the higher of the two cosines ([`Match::Both`]) and
+//! says which one won. A memory without one (every memory of a version 1 index) is found by its
+//! picture alone.
+//!
 //! # Integrity
 //!
 //! [`EmbeddingIndex::open`] memory-maps the file and checks the header and metadata checksums, the
@@ -49,6 +60,7 @@
 //! fsync it, rename it over the target and fsync the folder, so an interrupted write leaves the old index
 //! (or none), never a broken one.
 mod format;
+mod matching;
 mod search;
 mod write;
 
@@ -62,10 +74,14 @@ use thiserror::Error;
 
 pub use format::{
     FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_COUNT, MAX_DIM, MAX_FILE_BYTES, MAX_LABEL_BYTES,
-    MAX_METADATA_BYTES, MAX_MODEL_ID_BYTES, MAX_PATH_BYTES,
+    MAX_METADATA_BYTES, MAX_MODEL_ID_BYTES, MAX_PATH_BYTES, OLDEST_READ_VERSION,
 };
+pub use matching::{Match, Matched, MatchedHit};
 pub use search::{search_threads, set_search_threads, MAX_TOP_K};
-pub use write::{append_index, stored_path, write_index};
+pub use write::{
+    append_index, append_index_with_labels, stored_path, write_index, write_index_with_labels,
+    LabelVector,
+};
 
 /// How the vectors are stored on disk. Search always computes in f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -202,8 +218,9 @@ pub enum FormatProblem {
     #[error("not a VisualByte index (it does not start with the index magic bytes)")]
     NotAnIndex,
     #[error(
-        "index format version {found} cannot be read by this build (it reads version {FORMAT_VERSION}); \
-         rebuild the index with this visualbyte, or use the visualbyte that wrote it"
+        "index format version {found} cannot be read by this build (it reads versions \
+         {OLDEST_READ_VERSION} to {FORMAT_VERSION}); rebuild the index with this visualbyte, or use the \
+         visualbyte that wrote it"
     )]
     UnsupportedVersion { found: u32 },
     #[error(
@@ -533,7 +550,28 @@ impl EmbeddingIndex {
     /// Raw bytes of the metadata entries, after the model id (for appending).
     pub(crate) fn entry_records(&self) -> &[u8] {
         let l = &self.layout;
-        &self.bytes()[l.entries_offset..HEADER_LEN + l.metadata_len]
+        &self.bytes()[l.entries_offset..l.entries_end]
+    }
+
+    /// The labels that have a label vector, in file order (none in a version 1 index).
+    pub fn vector_labels(&self) -> &[String] {
+        &self.layout.label_names
+    }
+
+    /// The label vector of `label` (unit length), if the index holds one.
+    pub fn label_vector(&self, label: &str) -> Option<&[f32]> {
+        let j = self.layout.label_names.iter().position(|n| n == label)?;
+        Some(self.label_row(j))
+    }
+
+    pub(crate) fn label_row(&self, j: usize) -> &[f32] {
+        let dim = self.dim();
+        &self.layout.label_vectors[j * dim..(j + 1) * dim]
+    }
+
+    /// Whether entry `i` can be found by its label. Panics if `i >= len()`.
+    pub fn has_label_vector(&self, i: usize) -> bool {
+        self.layout.entry_label[i] != format::NO_LABEL_VECTOR
     }
 }
 

@@ -69,13 +69,13 @@ impl PartialEq for Candidate {
 impl Eq for Candidate {}
 
 /// The best `k` candidates seen so far; the worst of them on top.
-struct TopK {
+pub(crate) struct TopK {
     heap: BinaryHeap<Candidate, Min, MAX_TOP_K>,
     k: usize,
 }
 
 impl TopK {
-    fn new(k: usize) -> Self {
+    pub(crate) fn new(k: usize) -> Self {
         Self {
             heap: BinaryHeap::new(),
             k: k.min(MAX_TOP_K),
@@ -83,7 +83,7 @@ impl TopK {
     }
 
     #[inline(always)]
-    fn offer(&mut self, index: usize, score: f32) {
+    pub(crate) fn offer(&mut self, index: usize, score: f32) {
         // A non-finite score can only come from damaged vectors (checked by `open_verified`): never a hit.
         if !score.is_finite() {
             return;
@@ -106,7 +106,7 @@ impl TopK {
         }
     }
 
-    fn into_hits(self) -> Vec<Hit> {
+    pub(crate) fn into_hits(self) -> Vec<Hit> {
         let mut all: Vec<Candidate> = self.heap.into_vec().into_iter().collect();
         all.sort_unstable_by(|a, b| b.cmp(a));
         all.into_iter()

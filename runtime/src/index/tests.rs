@@ -368,13 +368,13 @@ fn trailing_bytes_other_files_and_other_versions_are_refused() {
         )),
         FormatProblem::NotAnIndex
     );
-    let mut v2 = bytes.clone();
-    v2[8] = 2;
-    let crc = crc32fast::hash(&v2[..60]);
-    v2[60..64].copy_from_slice(&crc.to_le_bytes());
+    let mut v3 = bytes.clone();
+    v3[8] = 3;
+    let crc = crc32fast::hash(&v3[..60]);
+    v3[60..64].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(
-        problem(EmbeddingIndex::from_bytes(&v2)),
-        FormatProblem::UnsupportedVersion { found: 2 }
+        problem(EmbeddingIndex::from_bytes(&v3)),
+        FormatProblem::UnsupportedVersion { found: 3 }
     );
 }
 
@@ -845,15 +845,41 @@ proptest! {
     }
 }
 
-/// The index seeds of the `index_load` fuzz target are what this writer writes (one per vector type), so
-/// the fuzzer starts from valid files; `VISUALBYTE_UPDATE_GOLDEN=1` rewrites them after a format change.
+/// The index seeds of the `index_load` fuzz target are what this writer writes (one per vector type, one
+/// with label vectors) plus one in format version 1, so the fuzzer starts from valid files;
+/// `VISUALBYTE_UPDATE_GOLDEN=1` rewrites them after a format change.
 #[test]
 fn fuzz_seed_indexes_match_the_writer() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/index_load");
     let update = std::env::var_os("VISUALBYTE_UPDATE_GOLDEN").is_some();
-    for vt in VectorType::ALL {
-        let bytes = bytes_of(3, 4, vt);
-        let seed = dir.join(format!("seed-{}.vbi", vt.as_str()));
+    let labelled = {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("m.vbi");
+        let labels = [label_vector("tiger", 1, 4), label_vector("door", 2, 4)];
+        let v = vectors(3, 4, 7);
+        write_index_with_labels(
+            &path,
+            "vb-test-model",
+            4,
+            VectorType::F16,
+            &entries(3),
+            &v,
+            &labels,
+        )
+        .unwrap();
+        std::fs::read(&path).unwrap()
+    };
+    let mut seeds: Vec<(String, Vec<u8>)> = VectorType::ALL
+        .iter()
+        .map(|vt| (format!("seed-{}.vbi", vt.as_str()), bytes_of(3, 4, *vt)))
+        .collect();
+    seeds.push(("seed-labels.vbi".into(), labelled));
+    seeds.push((
+        "seed-v1.vbi".into(),
+        v1_bytes(&entries(3), &vectors(3, 4, 7), 4),
+    ));
+    for (name, bytes) in seeds {
+        let seed = dir.join(name);
         if update {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&seed, &bytes).unwrap();
@@ -868,4 +894,312 @@ fn fuzz_seed_indexes_match_the_writer() {
         let index = EmbeddingIndex::from_bytes(&committed).unwrap();
         assert_eq!(index.search(&[1.0, 0.0, 0.0, 0.0], 2).unwrap().len(), 2);
     }
+}
+
+// ---- label vectors (format version 2) ----------------------------------------------------------------
+
+/// An index in format version 1 (no label vectors), as the previous writer made it: f32 vectors.
+fn v1_bytes(entries: &[Entry], vectors: &[f32], dim: usize) -> Vec<u8> {
+    let mut meta = Vec::new();
+    let model = b"vb-test-model";
+    meta.extend_from_slice(&(model.len() as u32).to_le_bytes());
+    meta.extend_from_slice(model);
+    for e in entries {
+        for s in [&e.label, &e.path] {
+            meta.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            meta.extend_from_slice(s.as_bytes());
+        }
+    }
+    let mut section = Vec::new();
+    for row in vectors.chunks_exact(dim) {
+        for v in normalised(row) {
+            section.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let h = RawHeader {
+        version: 1,
+        vector_type: 0,
+        dim: dim as u32,
+        count: entries.len() as u64,
+        metadata_len: meta.len() as u64,
+        vectors_len: section.len() as u64,
+        metadata_crc: crc32fast::hash(&meta),
+        vectors_crc: crc32fast::hash(&section),
+    };
+    let mut file = h.encode().to_vec();
+    file.extend_from_slice(&meta);
+    file.resize(file.len().div_ceil(ALIGN) * ALIGN, 0);
+    file.extend_from_slice(&section);
+    file
+}
+
+fn label_vector(label: &str, seed: u64, dim: usize) -> LabelVector {
+    LabelVector {
+        label: label.into(),
+        vector: vectors(1, dim, seed),
+    }
+}
+
+/// An index of 12 memories (tiger, cup, door in turn) where tiger and cup have label vectors.
+fn labelled(vt: VectorType) -> (Fixture, Vec<f32>, Vec<LabelVector>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory.vbi");
+    let dim = 16;
+    let v = vectors(12, dim, 3);
+    let labels = vec![label_vector("tiger", 11, dim), label_vector("cup", 12, dim)];
+    write_index_with_labels(&path, "vb-test-model", dim, vt, &entries(12), &v, &labels).unwrap();
+    (Fixture { _dir: dir, path }, v, labels)
+}
+
+#[test]
+fn an_index_of_format_version_1_is_still_read_and_matches_by_picture_alone() {
+    let dim = 8;
+    let v = vectors(6, dim, 5);
+    let index = EmbeddingIndex::from_bytes(&v1_bytes(&entries(6), &v, dim)).unwrap();
+    assert_eq!(index.header().version, 1);
+    assert!(index.vector_labels().is_empty());
+    assert_eq!(index.label(4), "cup");
+    let q = vectors(1, dim, 9);
+    let pictures = index.search(&q, 6).unwrap();
+    for how in [Match::Both, Match::Picture] {
+        let hits = index.search_matching(&q, 6, how).unwrap();
+        assert_eq!(hits.len(), 6);
+        for (h, p) in hits.iter().zip(&pictures) {
+            assert_eq!(
+                (h.index, h.score, h.matched),
+                (p.index, p.score, Matched::Picture)
+            );
+        }
+    }
+    assert!(index
+        .search_matching(&q, 6, Match::Label)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn label_vectors_round_trip_normalised_and_name_the_memories_they_cover() {
+    for vt in VectorType::ALL {
+        let (f, _, labels) = labelled(vt);
+        let index = EmbeddingIndex::open_verified(&f.path).unwrap();
+        assert_eq!(index.header().version, FORMAT_VERSION);
+        assert_eq!(index.vector_labels(), ["tiger", "cup"]);
+        let stored = index.label_vector("cup").unwrap();
+        let want = normalised(&labels[1].vector);
+        assert!(stored.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6));
+        assert!(index.label_vector("door").is_none());
+        let covered: Vec<bool> = (0..3).map(|i| index.has_label_vector(i)).collect();
+        assert_eq!(covered, [true, true, false]);
+    }
+}
+
+#[test]
+fn both_scores_each_memory_by_the_higher_of_picture_and_label_as_a_full_scan_would() {
+    for vt in VectorType::ALL {
+        let (f, v, labels) = labelled(vt);
+        let index = EmbeddingIndex::open(&f.path).unwrap();
+        let dim = index.dim();
+        for seed in 0..20u64 {
+            // Half the queries lean towards a label vector, so both sides win somewhere.
+            let mut q = vectors(1, dim, 100 + seed);
+            if seed % 2 == 0 {
+                let l = normalised(&labels[(seed / 2 % 2) as usize].vector);
+                q.iter_mut().zip(&l).for_each(|(x, y)| *x = 0.3 * *x + y);
+            }
+            let mut want: Vec<(usize, f32, Matched)> = (0..index.len())
+                .map(|i| {
+                    let picture = cosine(&q, &v[i * dim..(i + 1) * dim]);
+                    let label = match index.label(i) {
+                        "tiger" => cosine(&q, &labels[0].vector),
+                        "cup" => cosine(&q, &labels[1].vector),
+                        _ => f32::NEG_INFINITY,
+                    };
+                    if label > picture {
+                        (i, label, Matched::Label)
+                    } else {
+                        (i, picture, Matched::Picture)
+                    }
+                })
+                .collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let tol = if vt == VectorType::I8 { 2e-2 } else { 2e-3 };
+            let hits = index.search_matching(&q, 5, Match::Both).unwrap();
+            assert_eq!(hits.len(), 5);
+            for (h, w) in hits.iter().zip(&want) {
+                // Scores agree within storage rounding; where two memories are that close the order may swap.
+                assert!(
+                    (h.score - w.1).abs() < tol,
+                    "{vt} seed {seed}: {h:?} vs {w:?}"
+                );
+                let exact = want.iter().find(|x| x.0 == h.index).unwrap();
+                assert!(
+                    (h.score - exact.1).abs() < tol,
+                    "{vt} seed {seed}: {h:?} vs {exact:?}"
+                );
+                assert_eq!(h.matched, exact.2, "{vt} seed {seed}: {h:?} vs {exact:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_question_equal_to_a_label_vector_finds_every_memory_of_that_label_first() {
+    let (f, _, labels) = labelled(VectorType::F16);
+    let index = EmbeddingIndex::open(&f.path).unwrap();
+    let hits = index
+        .search_matching(&labels[0].vector, 4, Match::Both)
+        .unwrap();
+    assert!(hits
+        .iter()
+        .all(|h| index.label(h.index) == "tiger" && h.matched == Matched::Label));
+    assert!(hits.iter().all(|h| (h.score - 1.0).abs() < 1e-5));
+    let by_label = index
+        .search_matching(&labels[0].vector, 12, Match::Label)
+        .unwrap();
+    assert_eq!(
+        by_label.len(),
+        8,
+        "door has no label vector: only tiger and cup memories"
+    );
+    assert!(by_label.iter().all(|h| index.label(h.index) != "door"));
+    let pictures = index
+        .search_matching(&labels[0].vector, 3, Match::Picture)
+        .unwrap();
+    assert!(pictures
+        .iter()
+        .all(|h| h.matched == Matched::Picture && h.score < 0.99));
+}
+
+#[test]
+fn appending_keeps_old_label_vectors_adds_new_ones_and_upgrades_a_version_1_index() {
+    let (f, _, labels) = labelled(VectorType::F32);
+    let dim = 16;
+    let before = EmbeddingIndex::open(&f.path)
+        .unwrap()
+        .label_vector("tiger")
+        .unwrap()
+        .to_vec();
+    let header = append_index_with_labels(
+        &f.path,
+        "vb-test-model",
+        &[Entry::new("door", "door/new.png")],
+        &vectors(1, dim, 40),
+        &[
+            label_vector("door", 41, dim),
+            label_vector("tiger", 42, dim),
+        ],
+    )
+    .unwrap();
+    assert_eq!(header.count, 13);
+    let index = EmbeddingIndex::open_verified(&f.path).unwrap();
+    assert_eq!(index.vector_labels(), ["tiger", "cup", "door"]);
+    assert_eq!(
+        index.label_vector("tiger").unwrap(),
+        before,
+        "a stored label vector is kept"
+    );
+    assert!(index.has_label_vector(2) && index.has_label_vector(12));
+    drop(labels);
+
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.vbi");
+    std::fs::write(&old, v1_bytes(&entries(3), &vectors(3, 4, 1), 4)).unwrap();
+    let header = append_index_with_labels(
+        &old,
+        "vb-test-model",
+        &[Entry::new("cup", "cup/9.png")],
+        &vectors(1, 4, 2),
+        &[label_vector("tiger", 3, 4)],
+    )
+    .unwrap();
+    assert_eq!(header.version, FORMAT_VERSION);
+    let index = EmbeddingIndex::open_verified(&old).unwrap();
+    assert_eq!((index.header().version, index.len()), (FORMAT_VERSION, 4));
+    assert_eq!(index.vector_labels(), ["tiger"]);
+}
+
+#[test]
+fn label_vectors_that_fit_no_memory_or_are_broken_are_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vbi");
+    let write = |labels: &[LabelVector]| {
+        write_index_with_labels(
+            &path,
+            "vb-test-model",
+            4,
+            VectorType::F32,
+            &entries(3),
+            &vectors(3, 4, 1),
+            labels,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(write(&[label_vector("zebra", 1, 4)]).contains("no memory has this label"));
+    assert!(write(&[label_vector("tiger", 1, 5)]).contains("5 values"));
+    let nan = LabelVector {
+        label: "cup".into(),
+        vector: vec![f32::NAN; 4],
+    };
+    assert!(write(&[nan]).contains("not finite"));
+    let zero = LabelVector {
+        label: "cup".into(),
+        vector: vec![0.0; 4],
+    };
+    assert!(write(&[zero]).contains("all zeros"));
+    assert!(write(&[label_vector("cup", 1, 4), label_vector("cup", 2, 4)]).contains("twice"));
+    assert!(!path.exists(), "nothing is written");
+}
+
+/// The bytes of a labelled index with its metadata section replaced (checksums fixed up).
+fn with_metadata(bytes: &[u8], edit: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    let (meta_end, vectors, _) = sections(bytes);
+    let mut meta = bytes[HEADER_LEN..meta_end].to_vec();
+    edit(&mut meta);
+    let mut h = super::format::parse_header(bytes).unwrap();
+    h.metadata_len = meta.len() as u64;
+    h.metadata_crc = crc32fast::hash(&meta);
+    let mut file = h.encode().to_vec();
+    file.extend_from_slice(&meta);
+    file.resize(file.len().div_ceil(ALIGN) * ALIGN, 0);
+    file.extend_from_slice(&bytes[vectors..]);
+    file
+}
+
+#[test]
+fn damaged_label_vectors_are_refused_naming_the_metadata_section() {
+    let (f, _, _) = labelled(VectorType::F32);
+    let bytes = std::fs::read(&f.path).unwrap();
+    let dim = 16;
+    let record = 4 + 3 + 4 * dim; // "cup", the last label vector
+    let corrupt_metadata = |b: &[u8]| match problem(EmbeddingIndex::from_bytes(b)) {
+        FormatProblem::Corrupt {
+            section: Section::Metadata,
+            detail,
+        } => detail,
+        other => panic!("{other}"),
+    };
+    // The last vector cut short.
+    let cut = with_metadata(&bytes, |m| m.truncate(m.len() - 5));
+    assert!(corrupt_metadata(&cut).contains("label vector"));
+    // The count claims far more than the bytes hold: refused before allocating for them.
+    let greedy = with_metadata(&bytes, |m| {
+        let at = m.len() - (4 + 5 + 4 * dim) - record - 4;
+        m[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    });
+    assert!(corrupt_metadata(&greedy).contains("cannot hold"));
+    // The same label twice.
+    let twice = with_metadata(&bytes, |m| {
+        let at = m.len() - record;
+        let tiger = m.len() - 2 * record - 2;
+        let first: Vec<u8> = m[tiger..tiger + 4 + 5].to_vec();
+        m.splice(at..at + 7, first);
+    });
+    assert!(corrupt_metadata(&twice).contains("two label vectors"));
+    // A NaN in a vector.
+    let nan = with_metadata(&bytes, |m| {
+        let n = m.len();
+        m[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    assert!(corrupt_metadata(&nan).contains("NaN"));
 }

@@ -1,5 +1,6 @@
 //! Writing indexes: always to a temporary file in the target's folder, fsynced and renamed over the target,
 //! so that a crash or a full disk leaves the previous index (or none), never a broken one.
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
@@ -10,7 +11,8 @@ use super::format::{
 };
 use super::{EmbeddingIndex, Entry, IndexError, IndexHeader, VectorType};
 
-/// Writes a new index at `path` (replacing any file there, atomically).
+/// Writes a new index at `path` (replacing any file there, atomically), without label vectors: its
+/// memories are found by picture alone (see [`write_index_with_labels`]).
 ///
 /// `vectors` holds `entries.len()` rows of `dim` values, row-major; each row is L2-normalised before it
 /// is stored. Rows must be finite and not all zero. f16 rounds each value; i8 stores per-vector symmetric
@@ -22,6 +24,27 @@ pub fn write_index(
     vector_type: VectorType,
     entries: &[Entry],
     vectors: &[f32],
+) -> Result<(), IndexError> {
+    write_index_with_labels(path, model_id, dim, vector_type, entries, vectors, &[])
+}
+
+/// A label and its label vector: the label rendered as text and embedded by the index's model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelVector {
+    pub label: String,
+    pub vector: Vec<f32>,
+}
+
+/// Like [`write_index`], with label vectors (stored in f32, unit length) for some or all of the labels
+/// the entries have: those memories are also found by their label.
+pub fn write_index_with_labels(
+    path: &Path,
+    model_id: &str,
+    dim: usize,
+    vector_type: VectorType,
+    entries: &[Entry],
+    vectors: &[f32],
+    labels: &[LabelVector],
 ) -> Result<(), IndexError> {
     check_model_id(model_id)?;
     if dim == 0 || dim > MAX_DIM {
@@ -37,11 +60,65 @@ pub fn write_index(
         old: None,
         entries,
         vectors,
+        labels: label_table(None, entries, labels, dim)?,
     };
     plan.check_size()?;
     let lock = WriterLock::acquire(path);
     remove_stale_temporaries(&lock, path);
     write_atomic(path, |file| plan.write(file))
+}
+
+/// The label vectors the new file holds: the old index's (kept as stored), then the new ones for labels
+/// that have none yet, normalised. Each must belong to a label some entry has.
+fn label_table(
+    old: Option<&EmbeddingIndex>,
+    entries: &[Entry],
+    new: &[LabelVector],
+    dim: usize,
+) -> Result<Vec<LabelVector>, IndexError> {
+    let mut table: Vec<LabelVector> = old.map_or_else(Vec::new, |o| {
+        o.vector_labels()
+            .iter()
+            .enumerate()
+            .map(|(j, label)| LabelVector {
+                label: label.clone(),
+                vector: o.label_row(j).to_vec(),
+            })
+            .collect()
+    });
+    let mut known: HashSet<&str> = entries.iter().map(|e| e.label.as_str()).collect();
+    if let Some(o) = old {
+        known.extend((0..o.len()).map(|i| o.label(i)));
+    }
+    for lv in new {
+        let bad =
+            |what: String| IndexError::InvalidInput(format!("label vector {:?}: {what}", lv.label));
+        if !known.contains(lv.label.as_str()) {
+            return Err(bad("no memory has this label".into()));
+        }
+        if lv.vector.len() != dim {
+            return Err(IndexError::DimMismatch {
+                expected: dim,
+                got: lv.vector.len(),
+            });
+        }
+        if lv.vector.iter().any(|v| !v.is_finite()) || lv.vector.iter().all(|&v| v == 0.0) {
+            return Err(bad("the vector is not finite or is all zeros".into()));
+        }
+        if table.iter().any(|t| t.label == lv.label) {
+            if old.is_some_and(|o| o.label_vector(&lv.label).is_some()) {
+                continue; // appending keeps the stored vector
+            }
+            return Err(bad("given twice".into()));
+        }
+        let mut vector = vec![0f32; dim];
+        normalise(&lv.vector, &mut vector);
+        table.push(LabelVector {
+            label: lv.label.clone(),
+            vector,
+        });
+    }
+    Ok(table)
 }
 
 /// Under the writer lock, a temporary file of this index can only be left over from a writer that died
@@ -86,12 +163,24 @@ fn folder_of(path: &Path) -> &Path {
 /// Appends entries to the index at `path`, atomically: the whole index is rewritten to a temporary file
 /// and renamed over the old one. The old index is verified in full first (appending to a damaged index
 /// would give the damage a fresh checksum) and must have been built by `model_id`. Existing vectors are
-/// copied as stored, never re-quantised. Returns the new header.
+/// copied as stored, never re-quantised; a version 1 index is rewritten as version 2. Returns the new
+/// header.
 pub fn append_index(
     path: &Path,
     model_id: &str,
     entries: &[Entry],
     vectors: &[f32],
+) -> Result<IndexHeader, IndexError> {
+    append_index_with_labels(path, model_id, entries, vectors, &[])
+}
+
+/// Like [`append_index`], also adding label vectors for labels (old or new) that have none yet.
+pub fn append_index_with_labels(
+    path: &Path,
+    model_id: &str,
+    entries: &[Entry],
+    vectors: &[f32],
+    labels: &[LabelVector],
 ) -> Result<IndexHeader, IndexError> {
     // Held from reading the old index to the rename, so that two appends cannot lose each other's entries.
     let lock = WriterLock::acquire(path);
@@ -107,11 +196,13 @@ pub fn append_index(
         old: Some(&old),
         entries,
         vectors,
+        labels: label_table(Some(&old), entries, labels, dim)?,
     };
     plan.check_size()?;
     write_atomic(path, |file| plan.write(file))?;
     let mut header = old.header().clone();
     header.count += entries.len();
+    header.version = FORMAT_VERSION;
     Ok(header)
 }
 
@@ -251,6 +342,7 @@ struct Plan<'a> {
     old: Option<&'a EmbeddingIndex>,
     entries: &'a [Entry],
     vectors: &'a [f32],
+    labels: Vec<LabelVector>,
 }
 
 impl Plan<'_> {
@@ -264,7 +356,16 @@ impl Plan<'_> {
 
     fn metadata_len(&self) -> u64 {
         let old = self.old.map_or(0, |o| o.entry_records().len() as u64);
-        4 + self.model_id.len() as u64 + old + self.entries.iter().map(record_len).sum::<u64>()
+        let labels: u64 = self
+            .labels
+            .iter()
+            .map(|l| 4 + l.label.len() as u64 + 4 * self.dim as u64)
+            .sum();
+        4 + self.model_id.len() as u64
+            + old
+            + self.entries.iter().map(record_len).sum::<u64>()
+            + 4
+            + labels
     }
 
     fn check_size(&self) -> Result<(), IndexError> {
@@ -311,6 +412,14 @@ impl Plan<'_> {
             w.put(e.label.as_bytes())?;
             w.put(&(e.path.len() as u32).to_le_bytes())?;
             w.put(e.path.as_bytes())?;
+        }
+        w.put(&(self.labels.len() as u32).to_le_bytes())?;
+        for l in &self.labels {
+            w.put(&(l.label.len() as u32).to_le_bytes())?;
+            w.put(l.label.as_bytes())?;
+            for v in &l.vector {
+                w.put(&v.to_le_bytes())?;
+            }
         }
         let (metadata_len, metadata_crc) = w.end();
         let padded = align_up(HEADER_LEN as u64 + metadata_len).unwrap_or(u64::MAX);
