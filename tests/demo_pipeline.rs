@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use visualbyte::demo::{Ask, Demo, DemoOptions, Summary};
+use visualbyte::index::Matched;
 use visualbyte::query::{Answer, AnswerHit, Modality, Timings};
 use visualbyte::render::{decode_wav_bytes, resample_to, Pcm, RendererSettings};
 use visualbyte::source::{
@@ -79,11 +80,13 @@ fn canned(query: String, modality: Modality) -> Answer {
                 label: "tiger".into(),
                 path: "memory/tiger.png".into(),
                 score: 0.9,
+                matched: Matched::Picture,
             },
             AnswerHit {
                 label: "cup".into(),
                 path: "memory/cup.png".into(),
                 score: 0.5,
+                matched: Matched::Picture,
             },
         ],
         labels: vec![],
@@ -770,6 +773,7 @@ fn demo_help_prints_the_answer_image_number_placeholder_instead_of_a_line_break(
 fn demo_cli_threshold_flag_turns_answers_into_not_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let index = tiny_index(dir.path());
+    // By picture: a typed label matches its own label vector at exactly 1.0 (see the next test).
     let out = bin()
         .args([
             "demo",
@@ -777,6 +781,8 @@ fn demo_cli_threshold_flag_turns_answers_into_not_in_memory() {
             "fast",
             "--threshold",
             "1.0",
+            "--match",
+            "picture",
             "--text-stdin",
             "--model",
         ])
@@ -838,4 +844,49 @@ fn demo_cli_rejects_bad_profiles_and_sources_clearly() {
 
     let out = bin().args(["demo", "--board", "toaster"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("rpi5"));
+}
+
+#[test]
+fn demo_cli_answers_a_typed_label_by_its_label_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = tiny_index(dir.path());
+    let out = bin()
+        .args([
+            "demo",
+            "--pace",
+            "fast",
+            "--threshold",
+            "1.0",
+            "--text-stdin",
+            "--model",
+        ])
+        .arg(fixture("tiny.onnx"))
+        .arg("--index")
+        .arg(&index)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"tiger\n").unwrap();
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("#1 typed \"tiger\": tiger (1.000, by its label)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/tiger/1.png  (by its label)\n"),
+        "{stdout}"
+    );
 }

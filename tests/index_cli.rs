@@ -479,3 +479,127 @@ fn an_add_killed_midway_leaves_the_old_or_the_whole_new_index() {
         }
     }
 }
+
+#[test]
+fn build_stores_a_label_vector_per_label_and_a_typed_label_finds_its_memories_by_label() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    memory(root);
+    let model = tiny_model();
+    let m = model.to_str().unwrap();
+    ok(run(
+        root,
+        &[
+            "index", "build", "memory", "--model", m, "-o", "m.vbi", "--quiet",
+        ],
+    ));
+    let info = info_json(root, "m.vbi", true);
+    assert_eq!(info["version"], 2);
+    assert_eq!(info["label_vectors"], 2);
+    let index = EmbeddingIndex::open_verified(&root.join("m.vbi")).unwrap();
+    assert_eq!(index.vector_labels(), ["cup", "tiger"]);
+
+    let ask = |how: &str| -> serde_json::Value {
+        let (stdout, _) = ok(run(
+            root,
+            &[
+                "query",
+                "--model",
+                m,
+                "--index",
+                "m.vbi",
+                "--text",
+                "tiger",
+                "--top-k",
+                "5",
+                "--threshold",
+                "-1",
+                "--match",
+                how,
+                "--json",
+            ],
+        ));
+        serde_json::from_str(&stdout).unwrap()
+    };
+    // The typed label renders to the very image the label vector was made from: cosine 1.
+    let both = ask("both");
+    assert_eq!(both["label"], "tiger");
+    let hits = both["hits"].as_array().unwrap();
+    for hit in &hits[..3] {
+        assert_eq!(
+            (hit["label"].as_str(), hit["matched"].as_str()),
+            (Some("tiger"), Some("label"))
+        );
+        assert!(hit["score"].as_f64().unwrap() > 0.999, "{hit}");
+    }
+    let pictures = ask("picture");
+    assert!(pictures["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["matched"] == "picture"));
+    let labels = ask("label");
+    assert_eq!(labels["hits"].as_array().unwrap().len(), 5);
+    assert!(labels["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["matched"] == "label"));
+
+    let (human, _) = ok(run(
+        root,
+        &[
+            "query",
+            "--model",
+            m,
+            "--index",
+            "m.vbi",
+            "--text",
+            "tiger",
+            "--threshold",
+            "-1",
+        ],
+    ));
+    assert!(human.starts_with("tiger (1.00, by its label)\n"), "{human}");
+    let bad = fails(run(
+        root,
+        &[
+            "query", "--model", m, "--index", "m.vbi", "--text", "tiger", "--match", "photo",
+        ],
+    ));
+    assert!(bad.contains("picture, label or both"), "{bad}");
+}
+
+#[test]
+fn index_info_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
+    // `visualbyte index info | head -3` closed the pipe early and the printing panicked.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    memory(root);
+    let model = tiny_model();
+    let m = model.to_str().unwrap();
+    ok(run(
+        root,
+        &[
+            "index", "build", "memory", "--model", m, "-o", "m.vbi", "--quiet",
+        ],
+    ));
+    for args in [
+        &["index", "info", "m.vbi"][..],
+        &["index", "info", "m.vbi", "--json"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
+            .args(args)
+            .current_dir(root)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {stderr}");
+    }
+}

@@ -494,11 +494,16 @@ impl<'a> Demo<'a> {
             for (i, hit) in answer.hits.iter().enumerate() {
                 writeln!(
                     self.out,
-                    "   {}. {:<20} {:>6.3}  {}",
+                    "   {}. {:<20} {:>6.3}  {}{}",
                     i + 1,
                     hit.label,
                     hit.score,
-                    hit.path
+                    hit.path,
+                    if hit.matched == crate::index::Matched::Label {
+                        "  (by its label)"
+                    } else {
+                        ""
+                    }
                 )?;
             }
             writeln!(
@@ -692,9 +697,18 @@ pub fn headline(answer: &Answer) -> String {
             ),
             None => format!("not in memory (best guess {label})"),
         },
+        (Some(label), Some(score)) if by_label(answer) => {
+            format!("{label} ({score:.3}, by its label)")
+        }
         (Some(label), Some(score)) => format!("{label} ({score:.3})"),
         (Some(label), None) => label.clone(),
     }
+}
+
+fn by_label(answer: &Answer) -> bool {
+    answer
+        .best()
+        .is_some_and(|b| b.matched == crate::index::Matched::Label)
 }
 
 /// What `--say` speaks.
@@ -728,6 +742,7 @@ mod tests {
                 label: "tiger".into(),
                 path: "memory/tiger.png".into(),
                 score: 0.2,
+                matched: crate::index::Matched::Picture,
             }],
             labels: vec![],
             threshold: Some(0.42),

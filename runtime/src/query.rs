@@ -11,7 +11,7 @@ use image::RgbImage;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::index::{EmbeddingIndex, IndexError};
+use crate::index::{EmbeddingIndex, IndexError, Match, Matched};
 use crate::model::{Embedder, ModelError};
 use crate::render::{Pcm, RenderError, Renderer};
 
@@ -62,12 +62,14 @@ impl std::fmt::Display for Modality {
     }
 }
 
-/// One memory: its label, where its picture came from, and its cosine similarity to the question.
+/// One memory: its label, where its picture came from, its cosine similarity to the question, and
+/// whether its picture or its label gave that score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnswerHit {
     pub label: String,
     pub path: String,
     pub score: f32,
+    pub matched: Matched,
 }
 
 /// Milliseconds spent in each stage.
@@ -119,6 +121,7 @@ pub struct Engine {
     index: EmbeddingIndex,
     threshold: Option<f32>,
     top_k: usize,
+    matching: Match,
 }
 
 impl Engine {
@@ -141,7 +144,17 @@ impl Engine {
             renderer,
             index,
             top_k: DEFAULT_TOP_K,
+            matching: Match::default(),
         })
+    }
+
+    /// What questions are compared with: pictures, labels or both (the default; see [`Match`]).
+    pub fn set_match(&mut self, how: Match) {
+        self.matching = how;
+    }
+
+    pub fn matching(&self) -> Match {
+        self.matching
     }
 
     /// Overrides the model's threshold (`None`: never answer "not in memory" unless the index is empty).
@@ -230,13 +243,16 @@ impl Engine {
         let vector = self.embedder.embed_one(&image)?;
         let embed_ms = ms(start);
         let start = Instant::now();
-        let pool = self.index.search(&vector, self.top_k.max(LABEL_POOL))?;
+        let pool =
+            self.index
+                .search_matching(&vector, self.top_k.max(LABEL_POOL), self.matching)?;
         let mut ranked = Vec::with_capacity(pool.len());
         for hit in &pool {
             ranked.push(AnswerHit {
                 label: self.index.label(hit.index).to_string(),
                 path: self.index.source_path(hit.index).display().to_string(),
                 score: hit.score,
+                matched: hit.matched,
             });
         }
         let search_ms = ms(start);
@@ -312,6 +328,7 @@ mod tests {
             label: label.into(),
             path: format!("{label}.png"),
             score,
+            matched: Matched::Picture,
         }
     }
 

@@ -40,6 +40,9 @@ pub struct DemoArgs {
     /// "Not in memory" below this cosine score (default: the board's, else the model's calibrated one).
     #[arg(long, allow_negative_numbers = true)]
     threshold: Option<f32>,
+    /// Compare questions with the remembered pictures, their labels, or both (the higher score wins).
+    #[arg(long = "match", default_value = "both", value_parser = super::query::parse_match)]
+    matching: visualbyte::index::Match,
     /// One JSON object per answer, one per line, on stdout (status lines go to stderr).
     #[arg(long)]
     json: bool,
@@ -167,6 +170,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     {
         engine.set_threshold(Some(t))?;
     }
+    engine.set_match(args.matching);
 
     let source = open_source(&args, board.as_ref())?;
     let threshold = match engine.threshold() {

@@ -8,12 +8,14 @@ use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use visualbyte::index::{
-    append_index, stored_path, write_index, EmbeddingIndex, Entry, VectorType,
+    append_index_with_labels, stored_path, write_index_with_labels, EmbeddingIndex, Entry,
+    LabelVector, VectorType,
 };
 use visualbyte::model::Embedder;
 use visualbyte::render::Renderer;
 
 use super::common::{self, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
+use super::info::print_stdout;
 
 /// File extensions read as pictures (the formats this build decodes).
 const PICTURE_EXTENSIONS: &[&str] = &[
@@ -155,6 +157,43 @@ impl Embed for Model {
     }
 }
 
+/// The text a label is read as: a folder name's underscores are spaces ("pickup_truck" is asked as
+/// "pickup truck").
+pub fn label_text(label: &str) -> String {
+    label.replace('_', " ")
+}
+
+/// Each label rendered as text and embedded by the model: what a memory is found by besides its picture.
+/// A label the text renderer refuses keeps its memories findable by picture alone (with a warning).
+fn embed_labels(
+    model: &mut impl Embed,
+    render_text: impl Fn(&str) -> anyhow::Result<RgbImage>,
+    labels: &[&str],
+) -> anyhow::Result<Vec<LabelVector>> {
+    let mut rendered = Vec::with_capacity(labels.len());
+    let mut kept = Vec::with_capacity(labels.len());
+    for &label in labels {
+        match render_text(&label_text(label)) {
+            Ok(image) => {
+                rendered.push(image);
+                kept.push(label);
+            }
+            Err(e) => log::warn!(
+                "label {label:?} cannot be rendered as text ({e:#}): its memories are found by picture alone"
+            ),
+        }
+    }
+    let mut out = Vec::with_capacity(kept.len());
+    for (labels, images) in kept.chunks(32).zip(rendered.chunks(32)) {
+        let vectors = model.embed_batch(images)?;
+        out.extend(labels.iter().zip(vectors).map(|(l, vector)| LabelVector {
+            label: l.to_string(),
+            vector,
+        }));
+    }
+    Ok(out)
+}
+
 /// Where `index build` writes when no -o is given.
 fn default_out() -> PathBuf {
     match std::env::var_os("VISUALBYTE_MODELS") {
@@ -190,18 +229,21 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    write_index(
+    let labels: Vec<&str> = count_labels(&embedded.entries).into_keys().collect();
+    let label_vectors = embed_labels(&mut model, |t| Ok(renderer.text(t)?), &labels)?;
+    write_index_with_labels(
         &out,
         model.model_id(),
         model.dim(),
         args.vectors,
         &embedded.entries,
         &embedded.vectors,
+        &label_vectors,
     )
     .with_context(|| format!("cannot write the index {}", out.display()))?;
     let labels = count_labels(&embedded.entries);
-    println!(
-        "indexed {} pictures under {} labels into {} ({}, model {})",
+    let mut s = format!(
+        "indexed {} pictures under {} labels into {} ({}, model {})\n",
         embedded.entries.len(),
         labels.len(),
         out.display(),
@@ -209,8 +251,9 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         model.model_id()
     );
     for (label, n) in &labels {
-        println!("  {label}\t{n}");
+        s += &format!("  {label}\t{n}\n");
     }
+    print_stdout(&s)?;
     skipped.report();
     Ok(())
 }
@@ -225,6 +268,15 @@ fn add(args: AddArgs) -> anyhow::Result<()> {
     let index = EmbeddingIndex::open_verified(&args.index)?;
     index.check_model(model.model_id())?;
     let existing: HashMap<String, String> = index.entries().map(|e| (e.path, e.label)).collect();
+    // Labels still without a label vector (all of a version 1 index's): added with this write.
+    let mut unmatched: Vec<String> = index
+        .label_counts()
+        .into_keys()
+        .chain([label.clone()])
+        .filter(|l| index.label_vector(l).is_none())
+        .collect();
+    unmatched.sort();
+    unmatched.dedup();
     drop(index);
 
     let mut skipped = Skipped::default();
@@ -281,19 +333,22 @@ fn add(args: AddArgs) -> anyhow::Result<()> {
             args.index.display()
         );
     }
-    let header = append_index(
+    let unmatched: Vec<&str> = unmatched.iter().map(String::as_str).collect();
+    let label_vectors = embed_labels(&mut model, |t| Ok(renderer.text(t)?), &unmatched)?;
+    let header = append_index_with_labels(
         &args.index,
         model.model_id(),
         &embedded.entries,
         &embedded.vectors,
+        &label_vectors,
     )
     .with_context(|| format!("cannot add to the index {}", args.index.display()))?;
-    println!(
-        "added {} pictures labelled {label:?} to {} (now {} pictures)",
+    print_stdout(&format!(
+        "added {} pictures labelled {label:?} to {} (now {} pictures)\n",
         embedded.entries.len(),
         args.index.display(),
         header.count
-    );
+    ))?;
     skipped.report();
     Ok(())
 }
@@ -309,6 +364,8 @@ struct InfoReport {
     vector_type: VectorType,
     /// Whether the vectors' checksum was checked too.
     verified: bool,
+    /// How many labels have a label vector (their memories are found by label too).
+    label_vectors: usize,
     labels: BTreeMap<String, usize>,
 }
 
@@ -329,30 +386,39 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
         count: h.count,
         vector_type: h.vector_type,
         verified: args.verify,
+        label_vectors: index.vector_labels().len(),
         labels: index.label_counts(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return print_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?));
     }
-    println!(
-        "index     {} ({} bytes, format version {})",
+    let mut s = format!(
+        "index     {} ({} bytes, format version {})\n",
         report.path, report.bytes, report.version
     );
-    println!("model     {}", report.model_id);
-    println!(
-        "vectors   {} × {} {}",
+    s += &format!("model     {}\n", report.model_id);
+    s += &format!(
+        "vectors   {} × {} {}\n",
         report.count, report.dim, report.vector_type
     );
-    println!(
-        "checked   {}",
+    s += &format!(
+        "checked   {}\n",
         if args.verify {
             "header, metadata and vector checksums"
         } else {
             "header and metadata checksums (--verify also checks the vectors)"
         }
     );
-    println!("labels    {}", report.labels.len());
+    s += &format!(
+        "labels    {} ({} found by label too{})\n",
+        report.labels.len(),
+        report.label_vectors,
+        if report.version < 2 {
+            "; format version 1 has no label vectors: rebuild to match labels"
+        } else {
+            ""
+        }
+    );
     let width = report
         .labels
         .keys()
@@ -360,9 +426,9 @@ fn info(args: InfoArgs) -> anyhow::Result<()> {
         .max()
         .unwrap_or(0);
     for (label, n) in &report.labels {
-        println!("  {label:<width$}  {n}");
+        s += &format!("  {label:<width$}  {n}\n");
     }
-    Ok(())
+    print_stdout(&s)
 }
 
 /// Everything left out, reported at the end so nothing is lost silently.
@@ -912,7 +978,7 @@ mod tests {
             vec!["1 unreadable picture (see the warning above)"]
         );
 
-        write_index(
+        visualbyte::index::write_index(
             &index,
             "fake",
             4,
@@ -928,6 +994,12 @@ mod tests {
         let hits = opened.search(&red[0], 1).unwrap();
         assert_eq!(opened.label(hits[0].index), "red");
         assert!(opened.source_path(hits[0].index).is_file());
+    }
+
+    #[test]
+    fn a_label_is_read_with_its_underscores_as_spaces() {
+        assert_eq!(label_text("pickup_truck"), "pickup truck");
+        assert_eq!(label_text("t-shirt"), "t-shirt");
     }
 
     #[test]

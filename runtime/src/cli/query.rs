@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{ArgGroup, Args};
-use visualbyte::index::EmbeddingIndex;
+use visualbyte::index::{EmbeddingIndex, Match, Matched};
 use visualbyte::model::Embedder;
 use visualbyte::query::{Answer, Engine, DEFAULT_TOP_K};
 
@@ -35,11 +35,20 @@ pub struct QueryArgs {
     /// "Not in memory" below this cosine score (default: the model's calibrated threshold).
     #[arg(long, allow_negative_numbers = true)]
     threshold: Option<f32>,
+    /// Compare the question with the remembered pictures, their labels, or both (each memory scores the
+    /// higher of the two; labels need an index of format 2, which `index build` writes).
+    #[arg(long = "match", default_value = "both", value_parser = parse_match)]
+    matching: Match,
     /// Print the answer as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     threads: ThreadsArg,
+}
+
+pub fn parse_match(s: &str) -> Result<Match, String> {
+    s.parse()
+        .map_err(|e: visualbyte::index::IndexError| e.to_string())
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
@@ -63,6 +72,15 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64() * 1e3
     );
     engine.set_top_k(args.top_k as usize)?;
+    engine.set_match(args.matching);
+    if args.matching != Match::Picture && engine.index().vector_labels().is_empty() {
+        log::info!(
+            "{} has no label vectors (format version {}): its memories are found by picture alone; \
+             rebuild it with `visualbyte index build` to match labels too",
+            index.display(),
+            engine.index().header().version
+        );
+    }
     if args.threshold.is_some() {
         engine.set_threshold(args.threshold)?;
     }
@@ -82,6 +100,15 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     }
 }
 
+/// What a hit line adds when the memory's label, not its picture, matched.
+pub fn by_label_mark(h: &visualbyte::query::AnswerHit) -> &'static str {
+    if h.matched == Matched::Label {
+        "  (by its label)"
+    } else {
+        ""
+    }
+}
+
 /// The answer line, the ranked memories and the timings.
 pub fn human(a: &Answer) -> String {
     let mut s = match (a.best(), a.not_in_memory, a.threshold) {
@@ -93,6 +120,9 @@ pub fn human(a: &Answer) -> String {
             )
         }
         (Some(b), true, None) => format!("not in memory (best: {} {})\n", b.label, b.score),
+        (Some(b), false, _) if b.matched == Matched::Label => {
+            format!("{} ({:.2}, by its label)\n", b.label, b.score)
+        }
         (Some(b), false, _) => format!("{} ({:.2})\n", b.label, b.score),
     };
     let width = a
@@ -103,11 +133,12 @@ pub fn human(a: &Answer) -> String {
         .unwrap_or(0);
     for (n, h) in a.hits.iter().enumerate() {
         s.push_str(&format!(
-            "{:>3}. {:<width$}  {:.3}  {}\n",
+            "{:>3}. {:<width$}  {:.3}  {}{}\n",
             n + 1,
             h.label,
             h.score,
-            h.path
+            h.path,
+            by_label_mark(h)
         ));
     }
     let t = &a.timings;
@@ -132,6 +163,7 @@ mod tests {
             label: label.into(),
             path: format!("/m/{label}.png"),
             score,
+            matched: Matched::Picture,
         }
     }
 
@@ -160,6 +192,15 @@ mod tests {
             t,
         );
         assert!(human(&a).starts_with("not in memory (best: tiger 0.21 < 0.35)\n"));
+        let mut by_label = hit("tiger", 0.9);
+        by_label.matched = Matched::Label;
+        let a = rank("q".into(), Modality::Text, vec![by_label], 5, Some(0.35), t);
+        let s = human(&a);
+        assert!(s.starts_with("tiger (0.90, by its label)\n"), "{s}");
+        assert!(
+            s.contains("  1. tiger  0.900  /m/tiger.png  (by its label)\n"),
+            "{s}"
+        );
         let a = rank("q".into(), Modality::Image, vec![], 5, Some(0.35), t);
         assert!(human(&a).starts_with("not in memory (the memory is empty)\n"));
     }

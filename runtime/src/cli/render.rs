@@ -133,8 +133,7 @@ pub fn run(cmd: RenderCommand) -> anyhow::Result<()> {
         }
         RenderCommand::Config { size, model } => {
             let settings = settings(model.as_deref(), size)?;
-            println!("{}", serde_json::to_string_pretty(&settings)?);
-            Ok(())
+            super::info::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&settings)?))
         }
         RenderCommand::Batch {
             manifest,
@@ -149,13 +148,12 @@ pub fn run(cmd: RenderCommand) -> anyhow::Result<()> {
 fn save(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
     img.save(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!(
-        "wrote {} ({}×{})",
+    super::info::print_stdout(&format!(
+        "wrote {} ({}×{})\n",
         path.display(),
         img.width(),
         img.height()
-    );
-    Ok(())
+    ))
 }
 
 fn font_renderer(path: &Path, settings: &RendererSettings) -> anyhow::Result<TextRenderer> {
