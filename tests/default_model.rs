@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use visualbyte::index::EmbeddingIndex;
+use visualbyte::index::{EmbeddingIndex, Match, FORMAT_VERSION};
 use visualbyte::model::{read_contract, Embedder};
 use visualbyte::render::Renderer;
 
@@ -21,6 +21,37 @@ fn default_model_contract_is_complete_and_calibrated() {
         .expect("the default model carries a calibrated threshold");
     assert!((-1.0..=1.0).contains(&threshold), "{threshold}");
     assert_eq!(contract.input.size, contract.renderer.size);
+}
+
+#[test]
+fn every_label_of_the_default_memory_typed_is_found_by_its_label_vector() {
+    let mut embedder = Embedder::load(&models().join("visualbyte.onnx")).unwrap();
+    let index = EmbeddingIndex::open(&models().join("memory.vbi")).unwrap();
+    assert_eq!(index.header().version, FORMAT_VERSION);
+    let labels: Vec<String> = index.label_counts().into_keys().collect();
+    assert_eq!(
+        index.vector_labels().len(),
+        labels.len(),
+        "a label vector per label"
+    );
+    let renderer = Renderer::new(embedder.renderer_settings().clone()).unwrap();
+    let mut wrong = Vec::new();
+    for label in &labels {
+        // The same text renderer and model made the label vector: the typed label comes back to it.
+        let query = embedder.embed_one(&renderer.text(label).unwrap()).unwrap();
+        let hits = index.search_matching(&query, 1, Match::Both).unwrap();
+        let hit = hits[0];
+        // (A picture the model is as sure of may tie with the label vector at 1.0.)
+        if index.label(hit.index) != label || hit.score < 0.999 {
+            wrong.push(format!(
+                "{label}: {} {:?} {}",
+                index.label(hit.index),
+                hit.matched,
+                hit.score
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:?}");
 }
 
 #[test]
