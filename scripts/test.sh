@@ -94,6 +94,7 @@ install_apt() {
     else
         echo "native packages already installed"
     fi
+    scripts/install-voices.sh
     if [ "${VISUALBYTE_SKIP_AARCH64:-}" != 1 ]; then
         scripts/cross-debian.sh aarch64 install
     fi

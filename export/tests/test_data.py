@@ -26,6 +26,7 @@ from PIL import Image
 from visualbyte_export import classes as C
 from visualbyte_export import data as D
 from visualbyte_export import render as R
+from visualbyte_export import speech_engines as E
 
 HERE = Path(__file__).resolve().parent
 TINY_EMOJI = {
@@ -549,6 +550,33 @@ def test_accent_speech_is_appended_to_training_speech_without_resynthesizing_it(
     meta = json.loads((tmp_path / "acc" / "meta.json").read_text(encoding="utf-8"))
     assert meta["counts_per_class"]["audio_accent"] == 2
     assert meta["splits"]["train"]["audio"]["accent_per_class"] == 2
+
+
+def test_engine_speech_is_appended_to_training_speech_without_resynthesizing_it(
+    built, tmp_path, sources, fake_bin, monkeypatch
+):
+    monkeypatch.setenv("VISUALBYTE_BIN", str(fake_bin))
+    cache = tmp_path / "cache"
+    shutil.copytree(built / "cache" / "rendered", cache / "rendered")
+    before = {p.name for p in (cache / "rendered").iterdir()}
+    cfg = tiny_config(tmp_path / "eng", sources, cache=cache)
+    n_engines = len(E.ENGINES)
+    cfg.counts = D.Counts(**dict(asdict(TEST_COUNTS), audio_engines=n_engines))
+    D.Builder(cfg).build()
+    made = {p.name for p in (cache / "rendered").iterdir()} - before
+    assert [m.split("-")[0] for m in made] == ["train_audio_engines"]
+    old, new = np.load(built / "train_audio.npy"), np.load(tmp_path / "eng" / "train_audio.npy")
+    n_classes = len(C.select_classes(tiny=True))
+    assert new.shape[0] == old.shape[0] + n_engines * n_classes
+    np.testing.assert_array_equal(new[: old.shape[0]], old)
+    rows = _rows(tmp_path / "eng" / "train_audio_rows.jsonl")[old.shape[0] :]
+    # Every class hears every engine once.
+    assert {(r["class"], r["engine"]) for r in rows} == {
+        (c.key, e) for c in C.select_classes(tiny=True) for e in E.ENGINES
+    }
+    meta = json.loads((tmp_path / "eng" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["splits"]["train"]["audio"]["engines_per_class"] == n_engines
+    assert set(meta["splits"]["train"]["audio"]["engines"]) == set(E.ENGINES)
 
 
 def test_another_seed_gives_other_speech(sources, tmp_path):

@@ -7,7 +7,9 @@ Sources (docs: /work/shared/reference/offline-data.md; nothing else is downloade
 - pictures: emoji of five vendor styles for training (google, twitter, openmoji, fluent flat,
   fluent modern), facebook's for evaluation only; Fashion-MNIST photographs (train file for
   training, a slice of the t10k file for evaluation);
-- speech: espeak-ng only for training. English accents and variants are split into training and
+- speech: espeak-ng for training, and with ``--audio-engines N`` N more English questions per class
+  from the other offline engines (``speech_engines``: MBROLA, RHVoice, pico, festival's HTS and
+  diphone voices, Piper and Kokoro). English accents and variants are split into training and
   held-out sets; training also speaks with synthetic accents (``--audio-accent``: espeak-ng voices
   that recombine the training accents' pronunciation parts); Korean (``-v ko``) uses the
   held-out variants for evaluation. Questions spoken by other synthesizers (flite's voices,
@@ -73,6 +75,7 @@ from .classes import (
     select_classes,
     write_classes_csv,
 )
+from .speech_engines import ENGINES, synthesize
 
 # Bump when anything that decides the generated samples changes (the cache key includes it).
 DATA_VERSION = 1
@@ -265,6 +268,9 @@ class Counts:
     unknown_text: int = 8
     # Extra training speech per class in synthetic accents (ACCENT_*); 0 = none.
     audio_accent: int = 0
+    # Extra English training speech per class from the other engines (speech_engines.ENGINES,
+    # taking turns); 0 = none.
+    audio_engines: int = 0
 
     @classmethod
     def tiny(cls) -> Counts:
@@ -288,6 +294,7 @@ class Counts:
             unknown_audio=2,
             unknown_text=2,
             audio_accent=0,
+            audio_engines=0,
         )
 
 
@@ -923,6 +930,35 @@ def accent_jobs(cfg: Config, classes: list[ClassSpec], voices: VoiceSets) -> lis
     return jobs
 
 
+def engine_jobs(cfg: Config, classes: list[ClassSpec]) -> list[dict]:
+    """Extra English training questions per class spoken by the other engines
+    (``Counts.audio_engines``): the engines take turns, each question draws a voice of its engine
+    (a Kokoro voice may be a blend of two speakers), a tempo, a carrier and augmentation."""
+    engines = list(ENGINES)
+    jobs = []
+    for cid, c in enumerate(classes):
+        for i in range(cfg.counts.audio_engines):
+            rng = rng_for(cfg.seed, "audio-engine", c.key, i)
+            engine = engines[(cid + i) % len(engines)]
+            voice = str(rng.choice(ENGINES[engine]))
+            if engine == "kokoro" and rng.random() < 0.6:
+                other = str(rng.choice([v for v in ENGINES[engine] if v != voice]))
+                voice = f"{voice}+{other}@{rng.uniform(0.2, 0.8):.2f}"
+            jobs.append(
+                {
+                    "y": cid,
+                    "class": c.key,
+                    "lang": "en",
+                    "text": _phrase(c, "en", rng),
+                    "engine": engine,
+                    "voice": f"{engine}:{voice}",
+                    "tempo": round(float(rng.uniform(0.8, 1.25)), 3),
+                    "aug": speech_aug(rng, 1.0),
+                }
+            )
+    return jobs
+
+
 def _case(text: str, rng: np.random.Generator) -> str:
     r = rng.random()
     if r < 0.5:
@@ -1256,6 +1292,9 @@ class Builder:
     def synth(self, job: dict, path: Path) -> None:
         if "synth" in job:
             x = other_synth(job["text"], job["synth"], job["voice"].split(":", 1)[1])
+        elif "engine" in job:
+            voice = job["voice"].split(":", 1)[1]
+            x = synthesize(job["text"], job["engine"], voice, job["tempo"], ESPEAK_RATE)
         else:
             x = espeak(
                 job["text"],
@@ -1364,6 +1403,12 @@ class Builder:
                 more = accent_jobs(cfg, self.classes, voices)
                 arr = np.concatenate(
                     [arr, self.cached("train_audio_accent", more, self.speech_lines)]
+                )
+                jobs = jobs + more
+            if split == "train" and cfg.counts.audio_engines > 0:
+                more = engine_jobs(cfg, self.classes)
+                arr = np.concatenate(
+                    [arr, self.cached("train_audio_engines", more, self.speech_lines)]
                 )
                 jobs = jobs + more
             self._save(out, split, "audio", jobs, arr)
@@ -1495,6 +1540,10 @@ class Builder:
                         "variants": list(voices.variants_train),
                         "per_class": cnt.audio_train,
                         "accent_per_class": cnt.audio_accent,
+                        "engines_per_class": cnt.audio_engines,
+                        "engines": {e: list(v) for e, v in ENGINES.items()}
+                        if cnt.audio_engines
+                        else {},
                         "accents": "synthetic: training accents' phoneme tables "
                         f"{list(ACCENT_PHONEMES)}, spelling rules, replacements and stress "
                         "recombined, formants 1-3 at 92-108% (unless the variant sets its own), "
@@ -1661,6 +1710,8 @@ COUNT_UNITS = {
     "unknown_text": "typed questions per non-class training word",
     "audio_accent": "extra English training speech per class in synthetic accents "
     "(recombined training accents; 0 = none)",
+    "audio_engines": "extra English training speech per class from MBROLA, RHVoice, pico, "
+    "festival, Piper and Kokoro in turn (scripts/install-voices.sh; 0 = none)",
 }
 
 
