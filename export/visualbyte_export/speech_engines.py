@@ -131,8 +131,10 @@ def _tempo_after(engine: str, voice: str) -> bool:
     return engine == "pico" or (engine == "festival" and voice.endswith("_hts"))
 
 
+# One Piper voice object is shared by the dataset's worker threads; Kokoro's onnxruntime session
+# runs concurrently by itself, once loaded (loading assembles the model file: once, under a lock).
 _PIPER_LOCK = threading.Lock()
-_KOKORO_LOCK = threading.Lock()
+_KOKORO_LOAD_LOCK = threading.Lock()
 
 
 @cache
@@ -208,21 +210,21 @@ def english_phonemes(text: str) -> str:
 
 
 def _kokoro(text: str, voice: str, tempo: float) -> tuple[np.ndarray, int]:
-    session, vocab, styles = _kokoro_model()
+    with _KOKORO_LOAD_LOCK:
+        session, vocab, styles = _kokoro_model()
     tokens = [vocab[c] for c in english_phonemes(text) if c in vocab]
     if not tokens:
         raise RuntimeError(f"kokoro: no phonemes for {text!r}")
     style = kokoro_style(voice, styles)
     ref = style[min(len(tokens), len(style)) - 1].reshape(1, -1)
-    with _KOKORO_LOCK:
-        out = session.run(
-            None,
-            {
-                "tokens": np.array([[0, *tokens, 0]], np.int64),
-                "style": ref,
-                "speed": np.array([tempo], np.float32),
-            },
-        )[0]
+    out = session.run(
+        None,
+        {
+            "tokens": np.array([[0, *tokens, 0]], np.int64),
+            "style": ref,
+            "speed": np.array([tempo], np.float32),
+        },
+    )[0]
     return np.asarray(out, np.float32).reshape(-1), KOKORO_RATE
 
 
