@@ -50,7 +50,6 @@ import tarfile
 import tempfile
 import threading
 import time
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,6 +75,7 @@ from .classes import (
     write_classes_csv,
 )
 from .speech_engines import ENGINES, synthesize
+from .wav import read_wav, resample, write_wav
 
 # Bump when anything that decides the generated samples changes (the cache key includes it).
 DATA_VERSION = 1
@@ -688,7 +688,7 @@ def espeak(
             raise RuntimeError(f"espeak-ng failed: {' '.join(args)}: {proc.stderr.strip()}")
         x, rate = read_wav(Path(tmp.name))
     if rate != ESPEAK_RATE:
-        x = _resample(x, rate, ESPEAK_RATE)
+        x = resample(x, rate, ESPEAK_RATE)
     return x
 
 
@@ -714,40 +714,8 @@ def other_synth(text: str, synth: str, voice: str) -> np.ndarray:
             raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.strip()}")
         x, rate = read_wav(Path(tmp.name))
     if rate != ESPEAK_RATE:
-        x = _resample(x, rate, ESPEAK_RATE)
+        x = resample(x, rate, ESPEAK_RATE)
     return x
-
-
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path), "rb") as w:
-        rate, n, ch, width = w.getframerate(), w.getnframes(), w.getnchannels(), w.getsampwidth()
-        raw = w.readframes(n)
-    if width != 2:
-        raise ValueError(f"{path}: only 16-bit WAV is read here")
-    x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
-    if ch > 1:
-        x = x.reshape(-1, ch).mean(axis=1)
-    return x, rate
-
-
-def write_wav(path: Path, x: np.ndarray, rate: int) -> None:
-    pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2")
-    tmp = Path(str(path) + ".tmp")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    tmp.replace(path)
-
-
-def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(src, dst)
-    return resample_poly(x, dst // g, src // g).astype(np.float32)
 
 
 def _coloured_noise(rng: np.random.Generator, n: int, colour: str) -> np.ndarray:
@@ -798,7 +766,7 @@ def augment_speech(x: np.ndarray, aug: dict, rate: int = ESPEAK_RATE) -> tuple[n
     x = np.clip(x, -1.0, 1.0).astype(np.float32)
     out_rate = aug["rate"]
     if out_rate != rate:
-        x = _resample(x, rate, out_rate)
+        x = resample(x, rate, out_rate)
     return x, out_rate
 
 

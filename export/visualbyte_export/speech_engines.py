@@ -17,11 +17,12 @@ import json
 import subprocess
 import tempfile
 import threading
-import wave
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from .wav import read_wav, resample, write_wav
 
 INSTALL = "scripts/install-voices.sh (Debian voices) and scripts/python-venv.sh (Piper, Kokoro)"
 
@@ -91,7 +92,7 @@ def synthesize(text: str, engine: str, voice: str, tempo: float, rate: int) -> n
         x, src = _command_line(text, engine, voice, tempo)
     if x.size == 0 or not np.any(x):
         raise RuntimeError(f"{engine}:{voice} produced silence for {text!r}")
-    return _resample(x, src, rate)
+    return resample(x, src, rate)
 
 
 def _command_line(text: str, engine: str, voice: str, tempo: float) -> tuple[np.ndarray, int]:
@@ -119,7 +120,7 @@ def _command_line(text: str, engine: str, voice: str, tempo: float) -> tuple[np.
                 f"{engine}:{voice} failed ({' '.join(args[:4])} …): {proc.stderr.strip()[-300:]}; "
                 f"is the voice installed? ({INSTALL})"
             )
-        x, rate = _read_wav(Path(tmp.name))
+        x, rate = read_wav(Path(tmp.name))
     if _tempo_after(engine, voice) and tempo != 1.0:
         x = _tempo(x, rate, tempo)
     return x, rate
@@ -228,39 +229,11 @@ def _kokoro(text: str, voice: str, tempo: float) -> tuple[np.ndarray, int]:
     return np.asarray(out, np.float32).reshape(-1), KOKORO_RATE
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path), "rb") as w:
-        rate, n, ch, width = w.getframerate(), w.getnframes(), w.getnchannels(), w.getsampwidth()
-        raw = w.readframes(n)
-    if width != 2:
-        raise ValueError(f"{path}: only 16-bit WAV is read here")
-    x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
-    if ch > 1:
-        x = x.reshape(-1, ch).mean(axis=1)
-    return x, rate
-
-
-def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
-    if src == dst:
-        return x.astype(np.float32)
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(src, dst)
-    return resample_poly(x, dst // g, src // g).astype(np.float32)
-
-
 def _tempo(x: np.ndarray, rate: int, tempo: float) -> np.ndarray:
     """Changes the tempo, keeping the pitch (sox's WSOLA ``tempo`` effect)."""
     with tempfile.TemporaryDirectory() as d:
         src, dst = Path(d) / "in.wav", Path(d) / "out.wav"
-        pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2")
-        with wave.open(str(src), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(pcm.tobytes())
+        write_wav(src, x, rate)
         proc = subprocess.run(
             ["sox", str(src), str(dst), "tempo", "-s", f"{tempo:.3f}"],
             capture_output=True,
@@ -268,4 +241,4 @@ def _tempo(x: np.ndarray, rate: int, tempo: float) -> np.ndarray:
         )
         if proc.returncode != 0:
             raise RuntimeError(f"sox tempo failed: {proc.stderr.strip()}")
-        return _read_wav(dst)[0]
+        return read_wav(dst)[0]
