@@ -25,7 +25,7 @@ fn default_model_contract_is_complete_and_calibrated() {
 
 #[test]
 fn every_label_of_the_default_memory_typed_is_found_by_its_label_vector() {
-    let mut embedder = Embedder::load(&models().join("visualbyte.onnx")).unwrap();
+    let embedder = Embedder::load(&models().join("visualbyte.onnx")).unwrap();
     let index = EmbeddingIndex::open(&models().join("memory.vbi")).unwrap();
     assert_eq!(index.header().version, FORMAT_VERSION);
     let labels: Vec<String> = index.label_counts().into_keys().collect();

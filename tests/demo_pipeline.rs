@@ -774,33 +774,11 @@ fn demo_cli_threshold_flag_turns_answers_into_not_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let index = tiny_index(dir.path());
     // By picture: a typed label matches its own label vector at exactly 1.0 (see the next test).
-    let out = bin()
-        .args([
-            "demo",
-            "--pace",
-            "fast",
-            "--threshold",
-            "1.0",
-            "--match",
-            "picture",
-            "--text-stdin",
-            "--model",
-        ])
-        .arg(fixture("tiny.onnx"))
-        .arg("--index")
-        .arg(&index)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(b"tiger\nred cup\n").unwrap();
-            drop(stdin);
-            child.wait_with_output()
-        })
-        .unwrap();
+    let out = demo_typed(
+        &index,
+        &["--threshold", "1.0", "--match", "picture"],
+        "tiger\nred cup\n",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -850,31 +828,7 @@ fn demo_cli_rejects_bad_profiles_and_sources_clearly() {
 fn demo_cli_answers_a_typed_label_by_its_label_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let index = tiny_index(dir.path());
-    let out = bin()
-        .args([
-            "demo",
-            "--pace",
-            "fast",
-            "--threshold",
-            "1.0",
-            "--text-stdin",
-            "--model",
-        ])
-        .arg(fixture("tiny.onnx"))
-        .arg("--index")
-        .arg(&index)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(b"tiger\n").unwrap();
-            drop(stdin);
-            child.wait_with_output()
-        })
-        .unwrap();
+    let out = demo_typed(&index, &["--threshold", "1.0"], "tiger\n");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -889,4 +843,27 @@ fn demo_cli_answers_a_typed_label_by_its_label_and_says_so() {
         stdout.contains("/tiger/1.png  (by its label)\n"),
         "{stdout}"
     );
+}
+
+/// `visualbyte demo --pace fast --text-stdin` with the tiny model, `index`, the extra `args`, and
+/// `typed` on stdin.
+fn demo_typed(index: &Path, args: &[&str], typed: &str) -> std::process::Output {
+    bin()
+        .args(["demo", "--pace", "fast", "--text-stdin", "--model"])
+        .arg(fixture("tiny.onnx"))
+        .arg("--index")
+        .arg(index)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(typed.as_bytes()).unwrap();
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap()
 }

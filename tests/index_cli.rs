@@ -484,15 +484,9 @@ fn an_add_killed_midway_leaves_the_old_or_the_whole_new_index() {
 fn build_stores_a_label_vector_per_label_and_a_typed_label_finds_its_memories_by_label() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    memory(root);
     let model = tiny_model();
     let m = model.to_str().unwrap();
-    ok(run(
-        root,
-        &[
-            "index", "build", "memory", "--model", m, "-o", "m.vbi", "--quiet",
-        ],
-    ));
+    build_m_vbi(root);
     let info = info_json(root, "m.vbi", true);
     assert_eq!(info["version"], 2);
     assert_eq!(info["label_vectors"], 2);
@@ -575,15 +569,7 @@ fn index_info_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
     // `visualbyte index info | head -3` closed the pipe early and the printing panicked.
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    memory(root);
-    let model = tiny_model();
-    let m = model.to_str().unwrap();
-    ok(run(
-        root,
-        &[
-            "index", "build", "memory", "--model", m, "-o", "m.vbi", "--quiet",
-        ],
-    ));
+    build_m_vbi(root);
     for args in [
         &["index", "info", "m.vbi"][..],
         &["index", "info", "m.vbi", "--json"][..],
@@ -602,4 +588,17 @@ fn index_info_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(out.status.success(), "{args:?}: {stderr}");
     }
+}
+
+/// `memory/` and its index `m.vbi`, built by the CLI with the tiny model.
+fn build_m_vbi(root: &Path) {
+    memory(root);
+    let model = tiny_model();
+    let m = model.to_str().unwrap();
+    ok(run(
+        root,
+        &[
+            "index", "build", "memory", "--model", m, "-o", "m.vbi", "--quiet",
+        ],
+    ));
 }
