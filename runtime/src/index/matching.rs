@@ -92,21 +92,13 @@ impl EmbeddingIndex {
         k: usize,
         how: Match,
     ) -> Result<Vec<MatchedHit>, IndexError> {
-        let by_picture = |hits: Vec<super::Hit>| {
-            hits.into_iter()
-                .map(|h| MatchedHit {
-                    index: h.index,
-                    score: h.score,
-                    matched: Matched::Picture,
-                })
-                .collect()
-        };
         if how == Match::Picture || (how == Match::Both && self.vector_labels().is_empty()) {
-            return Ok(by_picture(self.search(query, k)?));
+            return Ok(tagged(self.search(query, k)?, Matched::Picture));
         }
         // The picture search checks the query; the label scores need it as a unit vector.
         let pictures = self.search(query, if how == Match::Both { k } else { 0 })?;
-        let label_scores = self.label_scores(query);
+        let unit = unit(query);
+        let label_scores = self.label_scores(&unit);
         let k = k.min(MAX_TOP_K).min(self.len());
         let mut top = TopK::new(k);
         for (i, &row) in self.layout.entry_label.iter().enumerate() {
@@ -116,26 +108,20 @@ impl EmbeddingIndex {
         }
         let by_label = top.into_hits();
         if how == Match::Label {
-            return Ok(by_label
-                .into_iter()
-                .map(|h| MatchedHit {
-                    index: h.index,
-                    score: h.score,
-                    matched: Matched::Label,
-                })
-                .collect());
+            return Ok(tagged(by_label, Matched::Label));
         }
         // The fused top k lies within the union of both top-k lists: a memory outside both has k
         // memories above it on its better side. Every candidate is scored exactly on both sides.
-        let unit = unit(query);
         let mut candidates: Vec<usize> = pictures.iter().map(|h| h.index).collect();
         candidates.extend(by_label.iter().map(|h| h.index));
         candidates.sort_unstable();
         candidates.dedup();
         let mut fused = TopK::new(k);
         let mut won_by_label = Vec::new();
+        let mut row_buf = vec![0f32; self.dim()];
         for &i in &candidates {
-            let picture = dot(&self.vector(i), &unit).clamp(-1.0, 1.0);
+            super::search::decode_row(&self.layout, self.bytes(), i, &mut row_buf);
+            let picture = dot(&row_buf, &unit).clamp(-1.0, 1.0);
             let label = match self.layout.entry_label[i] {
                 NO_LABEL_VECTOR => f32::NEG_INFINITY,
                 row => label_scores[row as usize],
@@ -160,13 +146,22 @@ impl EmbeddingIndex {
             .collect())
     }
 
-    /// Cosine of `query` (already checked: finite, not all zero, `dim` values) with every label vector.
-    fn label_scores(&self, query: &[f32]) -> Vec<f32> {
-        let unit = unit(query);
+    /// Cosine of the unit query with every label vector.
+    fn label_scores(&self, unit: &[f32]) -> Vec<f32> {
         (0..self.vector_labels().len())
-            .map(|j| dot(self.label_row(j), &unit).clamp(-1.0, 1.0))
+            .map(|j| dot(self.label_row(j), unit).clamp(-1.0, 1.0))
             .collect()
     }
+}
+
+fn tagged(hits: Vec<super::Hit>, matched: Matched) -> Vec<MatchedHit> {
+    hits.into_iter()
+        .map(|h| MatchedHit {
+            index: h.index,
+            score: h.score,
+            matched,
+        })
+        .collect()
 }
 
 fn unit(v: &[f32]) -> Vec<f32> {
