@@ -704,3 +704,37 @@ def test_rebuilding_a_dataset_under_a_running_reader_leaves_its_memory_mapped_ar
         assert rebuilt.shape == before[n].shape and not np.array_equal(rebuilt, before[n]), n
         np.testing.assert_array_equal(a, before[n], err_msg=n)
     assert not list(out.glob("*.tmp"))
+
+
+def test_photo_views_add_photo_human_and_label_splits_without_touching_the_others(
+    built, tmp_path, sources, fake_bin, monkeypatch
+):
+    monkeypatch.setenv("VISUALBYTE_BIN", str(fake_bin))
+    cache = tmp_path / "cache"
+    shutil.copytree(built / "cache" / "rendered", cache / "rendered")
+    before = {p.name for p in (cache / "rendered").iterdir()}
+    cfg = tiny_config(tmp_path / "ph", sources, cache=cache)
+    cfg.counts = D.Counts(**dict(asdict(TEST_COUNTS), photo_views=2))
+    D.Builder(cfg).build()
+    made = sorted(
+        m.split("-")[0] for m in {p.name for p in (cache / "rendered").iterdir()} - before
+    )
+    assert made == ["clipart_image", "human_audio", "label_text", "photo_image", "train_photo"]
+    out = tmp_path / "ph"
+    classes = C.select_classes(tiny=True)
+    train = _rows(out / "train_photo_rows.jsonl")
+    held = _rows(out / "photo_image_rows.jsonl") + _rows(out / "clipart_image_rows.jsonl")
+    assert train and held and not {r["ref"] for r in train} & {r["ref"] for r in held}
+    assert {r["view"] for r in train} == {0, 1}  # the plain picture and one photographic view
+    assert np.load(out / "train_photo.npy").shape[0] == len(train)
+    dog = classes.index(next(c for c in classes if c.key == "dog"))
+    assert dog in set(np.load(out / "photo_image_y.npy").tolist())  # GCompris' farm dog
+    labels = _rows(out / "label_text_rows.jsonl")
+    assert [r["text"] for r in labels] == [c.en for c in classes]
+    assert {r["word"] for r in _rows(out / "human_audio_rows.jsonl")} <= {c.en for c in classes}
+    # The emoji pictures are unchanged.
+    np.testing.assert_array_equal(
+        np.load(out / "train_image.npy"), np.load(built / "train_image.npy")
+    )
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    assert meta["counts"]["train_photo"] == len(train)

@@ -74,6 +74,14 @@ from .classes import (
     select_classes,
     write_classes_csv,
 )
+from .photos import (
+    PhotoSourceMissing,
+    PhotoSources,
+    PhotoStage,
+    human_speech_jobs,
+    label_jobs,
+    photo_jobs,
+)
 from .speech_engines import ENGINES, synthesize
 from .wav import read_wav, resample, write_wav
 
@@ -271,6 +279,9 @@ class Counts:
     # Extra English training speech per class from the other engines (speech_engines.ENGINES,
     # taking turns); 0 = none.
     audio_engines: int = 0
+    # Photographic views of each training photo and clip-art picture (photos.py; the first is
+    # the plain picture); 0 = no photo, human-speech or label splits.
+    photo_views: int = 0
 
     @classmethod
     def tiny(cls) -> Counts:
@@ -295,6 +306,7 @@ class Counts:
             unknown_text=2,
             audio_accent=0,
             audio_engines=0,
+            photo_views=0,
         )
 
 
@@ -1394,6 +1406,9 @@ class Builder:
             self._save(out, "other", "audio", jobs, arr)
             counts["other_audio"] = len(jobs)
 
+        if cfg.counts.photo_views > 0:
+            counts.update(self.photo_splits(out))
+
         neg_text, neg_audio = negative_jobs(cfg, voices)
         arr = self.cached("neg_text", neg_text, self.text_lines)
         self._save_neg(out, "neg_text", neg_text, arr)
@@ -1419,6 +1434,25 @@ class Builder:
         )
         log(f"done in {time.time() - t_start:.0f}s: {counts}")
         return meta
+
+    def photo_splits(self, out: Path) -> dict[str, int]:
+        """Photographs and clip art (``train_photo`` and the held-out ``photo_image``,
+        ``clipart_image``), recorded human speech (``human_audio``, evaluation only) and each
+        class name typed once (``label_text``, what a labelled memory is also found by)."""
+        sources = PhotoSources()
+        stage = PhotoStage(self.cfg.seed, sources)
+        pictures = sources.gcompris(self.classes) + sources.openclipart(self.classes)
+        counts = {}
+        for name, jobs in photo_jobs(pictures, self.classes, self.cfg.counts.photo_views).items():
+            split, modality = name.split("_", 1)
+            self._save(out, split, modality, jobs, self.cached(name, jobs, stage.picture_lines))
+            counts[name] = len(jobs)
+        jobs = human_speech_jobs(self.classes)
+        self._save(out, "human", "audio", jobs, self.cached("human_audio", jobs, stage.human_lines))
+        counts["human_audio"] = len(jobs)
+        jobs = [dict(j, font=EMBEDDED_FONT) for j in label_jobs(self.classes)]
+        self._save(out, "label", "text", jobs, self.cached("label_text", jobs, self.text_lines))
+        return counts
 
     def _emoji_if_needed(self) -> EmojiIndex | None:
         return self.emoji if any(c.group != "fashion" for c in self.classes) else None
@@ -1570,6 +1604,20 @@ class Builder:
                     "use": "training only (unknown_*.npy, train --unknown-weight)",
                 },
                 "korean_fraction": cnt.ko_fraction,
+                "photos": {
+                    "train": "GCompris photographs and word drawings, openclipart clip art (up to "
+                    f"12 a class), each plain plus {cnt.photo_views - 1} photographic views "
+                    "(photos.photo_view: cut-outs on photo backgrounds, crops, perspective, colour "
+                    "cast, blur, noise, JPEG)",
+                    "held_out": "photo_image.npy: GCompris' 'explore animals' photographs and "
+                    "every fourth other photo of a class; clipart_image.npy: every fourth clip-art "
+                    "file of a class (plain, evaluation only)",
+                    "human_speech": "human_audio.npy: KTuberling's English word recordings that "
+                    "name a class (evaluation only)",
+                    "labels": "label_text.npy: each class name typed once in the embedded font",
+                }
+                if cnt.photo_views
+                else {},
             },
             "counts": counts,
             "data_version": DATA_VERSION,
@@ -1680,6 +1728,9 @@ COUNT_UNITS = {
     "(recombined training accents; 0 = none)",
     "audio_engines": "extra English training speech per class from MBROLA, RHVoice, pico, "
     "festival, Piper and Kokoro in turn (scripts/install-voices.sh; 0 = none)",
+    "photo_views": "views of each training photo and clip-art picture, plus the held-out photo, "
+    "clip-art, human-speech and label splits (gcompris-qt-data openclipart-png ktuberling-data; "
+    "0 = none)",
 }
 
 
@@ -1715,7 +1766,12 @@ def main(argv: list[str] | None = None) -> int:
         fetch_packages(cfg.downloads, cfg.train_styles + cfg.eval_styles)
     try:
         Builder(cfg).build()
-    except (render.RendererNotFound, render.RenderFailed, FileNotFoundError) as err:
+    except (
+        render.RendererNotFound,
+        render.RenderFailed,
+        FileNotFoundError,
+        PhotoSourceMissing,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
