@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from visualbyte_export import train
-from visualbyte_export.fixture import FIXTURE_BACKBONE, write_synthetic_dataset
+from visualbyte_export.fixture import FIXTURE_BACKBONE
 
 TINY = [
     "--arch",
@@ -24,13 +24,6 @@ TINY = [
     "--threads",
     "2",
 ]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_synthetic_dataset(
-        tmp_path_factory.mktemp("ds"), num_classes=6, per_class=4, size=32
-    )
 
 
 def run(dataset, run_dir, *extra):
@@ -241,3 +234,71 @@ def test_model_card_train_command_keeps_the_unknown_weight_and_omits_it_when_off
             assert "--unknown" not in line
         else:
             assert again.unknown_weight == want and again.unknown_per_batch == 4
+
+
+def with_photos_and_teacher(dataset, tmp_path, teacher=True):
+    """A copy of the dataset with training photos (two per class) and teacher features."""
+    import shutil
+
+    import numpy as np
+
+    out = tmp_path / "ds"
+    shutil.copytree(dataset, out)
+    y = np.load(out / "train_image_y.npy")
+    n_img = len(y)
+    photo_y = np.repeat(np.arange(y.max() + 1), 2)
+    rng = np.random.default_rng(0)
+    np.save(out / "train_photo.npy", rng.integers(0, 255, (len(photo_y), 32, 32, 3), np.uint8))
+    np.save(out / "train_photo_y.npy", photo_y)
+    if teacher:
+        for name, n in (("train_image", n_img), ("train_photo", len(photo_y))):
+            f = rng.normal(size=(n, 24)).astype(np.float32)
+            np.save(
+                out / f"{name}_teacher.npy",
+                (f / np.linalg.norm(f, axis=1, keepdims=True)).astype(np.float16),
+            )
+    return out, n_img + len(photo_y)
+
+
+def test_training_photos_join_the_pictures_unless_left_out(dataset, tmp_path):
+    ds, n = with_photos_and_teacher(dataset, tmp_path, teacher=False)
+    assert len(train.RenderedSplit(ds, "train").y["image"]) == n
+    assert len(train.RenderedSplit(ds, "train", photos=False).y["image"]) == n - 12
+
+
+def test_teacher_weight_distils_into_a_saved_head_and_resumes(dataset, tmp_path):
+    ds, _ = with_photos_and_teacher(dataset, tmp_path)
+    assert run(ds, tmp_path / "r", "--epochs", "1", "--teacher-weight", "1.0") == 0
+    ckpt = torch.load(tmp_path / "r" / "last.pt", weights_only=False)
+    assert ckpt["teacher_head"]["weight"].shape == (
+        24,
+        ckpt["model"]["projector.1.weight"].shape[1],
+    )
+    logged = [json.loads(x) for x in (tmp_path / "r" / "train_log.jsonl").read_text().splitlines()]
+    assert 0.0 < logged[0]["teacher"] <= 2.0
+    # The head is a training aid: the exported network's weights do not include it.
+    assert not any(k.startswith("teacher") for k in ckpt["model"])
+    assert run(ds, tmp_path / "r", "--epochs", "2", "--teacher-weight", "1.0") == 0
+
+
+def test_teacher_weight_without_teacher_features_names_the_command(dataset, tmp_path):
+    ds, _ = with_photos_and_teacher(dataset, tmp_path, teacher=False)
+    with pytest.raises(SystemExit, match="visualbyte_export teacher --data"):
+        run(ds, tmp_path / "r", "--epochs", "1", "--teacher-weight", "1.0")
+
+
+def test_card_recreates_the_teacher_step_and_flags_only_when_the_teacher_was_on():
+    import shlex
+
+    from visualbyte_export.evaluate import _train_commands
+    from visualbyte_export.train import build_parser
+
+    for argv, on in (([], False), (["--teacher-weight", "0.5", "--no-photos"], True)):
+        ran = build_parser().parse_args(["--data", "/d", *argv])
+        stored = {k: str(v) for k, v in vars(ran).items()}
+        block = _train_commands(stored, [], "/d")
+        assert ("python -m visualbyte_export teacher --data /d" in block) == on
+        line = block.splitlines()
+        train_line = "\n".join(line[line.index(next(x for x in line if " train" in x)) :])
+        again = build_parser().parse_args(shlex.split(train_line.replace("\\\n", " "))[4:])
+        assert again.teacher_weight == (0.5 if on else 0.0) and again.no_photos == on

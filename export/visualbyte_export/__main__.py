@@ -14,6 +14,7 @@ COMMANDS = {
     "export": "Export the trained model to ONNX.",
     "evaluate": "Evaluate a model per modality.",
     "fixture": "Write a tiny model for the runtime's tests.",
+    "teacher": "Compute the picture teacher's features of a dataset's pictures.",
 }
 
 # Module that implements a command, where it is not named like the command.

@@ -29,20 +29,38 @@ import numpy as np
 import torch
 
 from .model import CLASSIFIER_SCALE, IMAGENET_MEAN, IMAGENET_STD
+from .photo_memory import photo_memory_card, photo_memory_report
 
 MODALITIES = ("image", "text", "audio")
 # Evaluation-only splits of the builder: typed questions in fonts and spoken ones from
-# synthesizers never used in training; each with the row key that names its subsets.
-OTHER_SPLITS = {"other_text": "font", "other_audio": "voice"}
+# synthesizers never used in training, recorded people, held-out photographs and clip art; each
+# with the row key that names its subsets.
+OTHER_SPLITS = {
+    "other_text": "font",
+    "other_audio": "voice",
+    "human_audio": "word",
+    "photo_image": "class",
+    "clipart_image": "class",
+}
 OTHER_TITLES = {
     "other_text": "text, other fonts (never in training)",
     "other_audio": "audio, other synthesizers (never in training)",
+    "human_audio": "audio, recorded human speaker (never in training)",
+    "photo_image": "photographs (held out) → class",
+    "clipart_image": "clip art (held out) → class",
 }
 OTHER_INTROS = {
     "other_text": "Typed questions in fonts never used in training (Liberation Sans, Serif, "
     "Mono and Sans Italic, Noto Serif; Korean in Nanum Myeongjo and Barun Gothic), by font.",
     "other_audio": "Spoken questions from other synthesizers (flite's voices, festival's kal; "
     "the same kind of phrases, half mildly augmented), by voice.",
+    "human_audio": "KTuberling's English word recordings (one human speaker, bare words) that "
+    "name a class, by word.",
+    "photo_image": "GCompris photographs never trained on (its two 'explore animals' "
+    "activities and every fourth other photo of a class), matched against the evaluation "
+    "pictures, by class.",
+    "clipart_image": "openclipart pictures never trained on (every fourth of a class), matched "
+    "against the evaluation pictures, by class.",
 }
 CONTRACT_KEY = "visualbyte.contract"
 
@@ -500,9 +518,13 @@ RECIPE_FLAGS = (
     "arch", "backbone_kwargs", "input_norm", "embed_dim", "epochs", "budget_minutes",
     "steps_per_epoch", "batch_classes", "lr_backbone", "lr_head", "warmup_steps", "weight_decay",
     "audio_lambda", "ce_weights", "no_ce_audio", "curriculum_epochs", "align_start", "align_delay",
-    "aug", "aug_style", "aug_voice", "unknown_weight", "unknown_per_batch", "drop_path", "seed",
-    "threads",
+    "aug", "aug_style", "aug_voice", "unknown_weight", "unknown_per_batch", "teacher_weight",
+    "lr_teacher_head", "no_photos", "drop_path", "seed", "threads",
 )  # fmt: skip
+
+
+def _teacher_on(args: dict) -> bool:
+    return str(args.get("teacher_weight", "0")) not in ("0", "0.0", "None")
 
 
 def _model_from_history(mid: str) -> str:
@@ -579,6 +601,8 @@ def _train_commands(
         if init_model and (data_meta.get("renderer_from") or {}).get("model_id") == mid:
             data_lines = data_lines[1:]  # that model is already in /tmp
         commands += data_lines
+    if any(_teacher_on(a) for a in [*parents, args]):
+        commands.append(f"python -m visualbyte_export teacher --data {dataset}")
     for i, run_args in enumerate([*parents, args]):
         init = f"{DEFAULT_RUNS}/{names[i - 1]}/last.pt" if i else first
         commands.append(_train_command(run_args, dataset, names[i], init))
@@ -596,6 +620,8 @@ def _train_command(args: dict, dataset: str, name: str = "default", init: str | 
         if value in (None, "None", "False", False, ""):
             continue
         if key.startswith("unknown_") and unknown_off:
+            continue
+        if key in ("teacher_weight", "lr_teacher_head") and not _teacher_on(args):
             continue
         flag = "--" + key.replace("_", "-")
         if value in ("True", True):
@@ -765,6 +791,7 @@ def write_model_card(
         lines += [
             f"| {r[key]} | {r['R@1']:.3f} | {r['R@5']:.3f} | {r['n']} |" for r in other["subsets"]
         ]
+    lines += photo_memory_card(res.get("photo_memory") or {})
     if res.get("classifier"):
         lines += [
             "",
@@ -937,6 +964,9 @@ def load_eval(data: Path, limit: int | None, seed: int = 0) -> dict:
         rows = _read_rows(data / f"{name}_rows.jsonl")
         if rows is not None:
             ev.setdefault("rows", {})[name] = rows
+    if (data / "label_text.npy").exists():  # each class name typed once: the memories' labels
+        ev["x"]["label_text"] = np.load(data / "label_text.npy")
+        ev["y"]["label_text"] = np.load(data / "label_text_y.npy").astype(np.int64)
     return ev
 
 
@@ -1193,6 +1223,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, key in OTHER_SPLITS.items()
         if name in other_emb
     }
+    if ev["x"].get("label_text") is not None:
+        other_emb["label_text"] = emb_fn(ev["x"]["label_text"])
+        res["photo_memory"] = photo_memory_report({**emb, **other_emb}, ev["y"], cal["threshold"])
+        other_emb.pop("label_text")
     if _training_info(args.model, None).get("output") == "posterior":
         # The shipped vector is the class posterior, so its largest value names the class the
         # network heard or read, whatever the gallery holds.

@@ -43,12 +43,38 @@ class RenderedSplit:
     """One split of a dataset directory: ``{split}_{modality}.npy`` uint8 [N,S,S,3] and
     ``..._y.npy``."""
 
-    def __init__(self, root: Path, split: str, mmap: bool = True) -> None:
+    def __init__(
+        self, root: Path, split: str, mmap: bool = True, photos: bool = True, teacher: bool = False
+    ) -> None:
         self.root = Path(root)
         self.split = split
         mode = "r" if mmap else None
         self.x = {m: np.load(self.root / f"{split}_{m}.npy", mmap_mode=mode) for m in MODALITIES}
         self.y = {m: np.load(self.root / f"{split}_{m}_y.npy").astype(np.int64) for m in MODALITIES}
+        # Training photographs and clip art (``data --photo-views``) are pictures like the others.
+        parts = ["image"] + (
+            ["photo"] if photos and (self.root / f"{split}_photo.npy").exists() else []
+        )
+        if len(parts) > 1:
+            self.x["image"] = np.concatenate(
+                [np.load(self.root / f"{split}_{p}.npy") for p in parts]
+            )
+            self.y["image"] = np.concatenate(
+                [np.load(self.root / f"{split}_{p}_y.npy").astype(np.int64) for p in parts]
+            )
+        self.teacher = None
+        if teacher:
+            missing = [p for p in parts if not (self.root / f"{split}_{p}_teacher.npy").exists()]
+            if missing:
+                raise SystemExit(
+                    f"--teacher-weight needs {split}_{missing[0]}_teacher.npy in {self.root}: run "
+                    f"`python -m visualbyte_export teacher --data {self.root}` first"
+                )
+            self.teacher = np.concatenate(
+                [np.load(self.root / f"{split}_{p}_teacher.npy") for p in parts]
+            )
+            if len(self.teacher) != len(self.y["image"]):
+                raise SystemExit(f"{self.root}: teacher features do not match the pictures")
         for m in MODALITIES:
             if len(self.x[m]) != len(self.y[m]):
                 raise ValueError(
@@ -358,15 +384,29 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
 
 
 class TrainForward(nn.Module):
-    """The DDP-wrapped module: one forward gives embeddings, class logits and the logit scale."""
+    """The DDP-wrapped module: one forward gives embeddings, class logits, the logit scale and,
+    with a teacher, the teacher's features predicted from the first ``n_pictures`` rows' pooled
+    backbone features (a training-only head: it is not exported)."""
 
-    def __init__(self, net: VisualByteNet) -> None:
+    def __init__(self, net: VisualByteNet, teacher_dim: int = 0) -> None:
         super().__init__()
         self.net = net
+        feat = net.backbone.num_features
+        self.teacher_head = nn.Linear(feat, teacher_dim) if teacher_dim else None
 
-    def forward(self, x: torch.Tensor):
-        emb = self.net.embed(x)
-        return emb, self.net.classify(emb), self.net.logit_scale
+    def forward(self, x: torch.Tensor, n_pictures: int = 0):
+        net = self.net
+        feats = net.backbone(net.standardise(x))
+        emb = F.normalize(net.projector(feats), dim=-1)  # net.embed, keeping the features
+        guess = None
+        if self.teacher_head is not None and n_pictures:
+            guess = self.teacher_head(feats[:n_pictures])
+        return emb, net.classify(emb), net.logit_scale, guess
+
+
+def teacher_loss(guess: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − cosine between the head's guess and the teacher's features of the same pictures."""
+    return (1 - F.cosine_similarity(guess, target, dim=1)).mean()
 
 
 def param_groups(net: VisualByteNet, lr_backbone: float, lr_head: float, wd: float) -> list[dict]:
@@ -500,6 +540,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         help="non-class typed and spoken questions each, per step and rank, with --unknown-weight",
     )
+    p.add_argument(
+        "--teacher-weight",
+        type=float,
+        default=0.0,
+        help="weight of distilling the picture teacher (EfficientNet-lite0, ImageNet) into the "
+        "picture rows: a training-only head predicts its features (`teacher` writes them) from "
+        "the backbone's; 0 = off",
+    )
+    p.add_argument(
+        "--lr-teacher-head",
+        type=float,
+        default=1e-3,
+        help="learning rate of the teacher head (new at every run, so faster than --lr-head)",
+    )
+    p.add_argument(
+        "--no-photos",
+        action="store_true",
+        help="leave the dataset's training photographs and clip art (train_photo.npy) out",
+    )
     p.add_argument("--drop-path", type=float, default=0.0)
     p.add_argument(
         "--input-norm",
@@ -590,7 +649,11 @@ def main(argv: list[str] | None = None) -> int:
     log = print if is_main else (lambda *a, **k: None)
 
     meta = load_meta(args.data)
-    train = RenderedSplit(args.data, "train")
+    if args.teacher_weight < 0:
+        raise SystemExit(f"--teacher-weight {args.teacher_weight}: 0 (off) or positive")
+    train = RenderedSplit(
+        args.data, "train", photos=not args.no_photos, teacher=args.teacher_weight > 0
+    )
     size = train.size
     if args.size and args.size != size:
         raise SystemExit(
@@ -615,9 +678,14 @@ def main(argv: list[str] | None = None) -> int:
     ).to(device)
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(
-        param_groups(net, args.lr_backbone, args.lr_head, args.weight_decay), betas=(0.9, 0.98)
-    )
+    forward = TrainForward(net, train.teacher.shape[1] if train.teacher is not None else 0)
+    forward.to(device)
+    groups = param_groups(net, args.lr_backbone, args.lr_head, args.weight_decay)
+    if forward.teacher_head is not None:
+        head = list(forward.teacher_head.parameters())
+        lr = args.lr_teacher_head
+        groups.append({"params": head, "lr": lr, "base_lr": lr, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, betas=(0.9, 0.98))
 
     sampler = ClassBalancedTripleSampler(
         train.y["image"],
@@ -638,6 +706,8 @@ def main(argv: list[str] | None = None) -> int:
     if last.exists() and not args.no_resume and not args.bench_steps:
         ckpt = torch.load(last, map_location=device, weights_only=False)
         net.load_state_dict(ckpt["model"])
+        if forward.teacher_head is not None:
+            forward.teacher_head.load_state_dict(ckpt["teacher_head"])
         opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
         state.setdefault("train_seconds", 0.0)
@@ -665,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
             if root:
                 state["init_model"] = root
 
-    module = TrainForward(net)
+    module = forward
     if world > 1:
         # Batch statistics over the global batch, so N ranks train exactly like one process.
         for bn in net.projector:
@@ -689,6 +759,9 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = {
             "model": net.state_dict(),
             "optimizer": opt.state_dict(),
+            "teacher_head": forward.teacher_head.state_dict()
+            if forward.teacher_head is not None
+            else None,
             "state": state,
             "model_config": net.config(),
             "size": size,
@@ -806,11 +879,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-                emb, logits, scale = module(x)
+                emb, logits, scale, guess = module(x, b if train.teacher is not None else 0)
             emb, logits = emb.float(), logits.float()
             e = dict(zip(MODALITIES, emb[:n_known].split(b), strict=False))
             lg = dict(zip(MODALITIES, logits[:n_known].split(b), strict=False))
             loss, parts = visualbyte_loss(e, lg, labels, scale, weights)
+            if guess is not None:
+                target = torch.from_numpy(train.teacher[rows[:, 1]].astype(np.float32)).to(device)
+                distil = teacher_loss(guess.float(), target)
+                loss = loss + args.teacher_weight * distil
+                parts["teacher"] = float(distil.detach())
             if unknown:
                 unk = unknown_loss(logits[n_known:])
                 loss = loss + args.unknown_weight * unk

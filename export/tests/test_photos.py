@@ -1,0 +1,170 @@
+"""Photographs in the dataset: GCompris' Qt resources read, held-out pictures never trained, the
+photographic views, recorded human speech, and the photo-memory metric with label matching."""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from visualbyte_export import photos as P
+from visualbyte_export.classes import select_classes
+from visualbyte_export.photo_memory import ask_memory, photo_memory_report
+
+
+def qt_resource(files: dict[str, bytes], compress: set[str]) -> bytes:
+    """A version-2 Qt ``.rcc`` holding ``files`` in one folder ``d`` (the layout rcc writes)."""
+    names, name_off = b"", {}
+    for n in ["d", *files]:
+        name_off[n] = len(names)
+        names += struct.pack(">HI", len(n), 0) + n.encode("utf-16-be")
+    payload, data_off = b"", {}
+    for n, raw in files.items():
+        body = struct.pack(">I", len(raw)) + zlib.compress(raw) if n in compress else raw
+        data_off[n] = len(payload)
+        payload += struct.pack(">I", len(body)) + body
+
+    def directory(name_at, count, first):
+        return struct.pack(">IHII", name_at, 2, count, first) + bytes(8)
+
+    def file(n):
+        flags = 1 if n in compress else 0
+        return struct.pack(">IHHHI", name_off[n], flags, 0, 0, data_off[n]) + bytes(8)
+
+    tree = directory(0, 1, 1) + directory(name_off["d"], len(files), 2)
+    tree += b"".join(file(n) for n in files)
+    header = 20
+    return (
+        b"qres"
+        + struct.pack(">IIII", 2, header, header + len(tree), header + len(tree) + len(payload))
+        + tree
+        + payload
+        + names
+    )
+
+
+def test_a_qt_resource_gives_back_its_plain_and_zlib_compressed_files_by_path():
+    files = {"cow.webp": b"moo" * 50, "fish12.webp": bytes(range(256))}
+    got = P.read_rcc(qt_resource(files, compress={"cow.webp"}))
+    assert got == {"d/cow.webp": files["cow.webp"], "d/fish12.webp": files["fish12.webp"]}
+
+
+def test_a_file_that_is_not_a_qt_resource_is_refused():
+    with pytest.raises(ValueError, match="qres"):
+        P.read_rcc(b"\x89PNG\r\n\x1a\n" + bytes(40))
+
+
+@pytest.fixture(scope="module")
+def pictures():
+    classes = select_classes(False, None)
+    src = P.PhotoSources()
+    return classes, src, src.gcompris(classes) + src.openclipart(classes)
+
+
+def test_no_held_out_photo_or_clip_art_is_ever_a_training_row(pictures):
+    classes, _, pics = pictures
+    jobs = P.photo_jobs(pics, classes, views=3)
+    trained = {j["ref"] for j in jobs["train_photo"]}
+    held = {j["ref"] for j in jobs["photo_image"] + jobs["clipart_image"]}
+    assert trained and held and not trained & held
+    # The 'explore animals' photographs are all held out; every held-out photo is a photograph.
+    explore = [p for p in pics if "explore_farm_animals" in p.ref]
+    assert len(explore) >= 5 and all(p.held_out for p in explore)
+    assert {j["source"] for j in jobs["photo_image"]} == {"photo"}
+    assert len(jobs["train_photo"]) == 3 * sum(not p.held_out for p in pics)
+    assert len({j["y"] for j in jobs["photo_image"]}) >= 15
+
+
+def test_a_photo_view_is_a_camera_like_rgb_picture_the_same_for_the_same_seed(pictures):
+    _, src, pics = pictures
+    clip = next(p for p in pics if p.source == "clipart")
+    img = src.load(clip.ref)
+    assert P.is_cut_out(img)
+    bgs = [src.load(b).convert("RGB") for b in src.backgrounds()[:3]]
+    a = P.photo_view(img, np.random.default_rng(5), bgs)
+    b = P.photo_view(img, np.random.default_rng(5), bgs)
+    c = P.photo_view(img, np.random.default_rng(6), bgs)
+    assert a.size == (160, 160) and a.mode == "RGB"
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert np.abs(np.asarray(a, np.int16) - np.asarray(c, np.int16)).mean() > 5
+    plain = np.asarray(P.plain_view(img))
+    assert plain.shape[2] == 3 and plain[0, 0].min() >= 250  # on white, as a memory holds it
+
+
+def test_recorded_human_words_that_name_classes_are_found(pictures):
+    classes = pictures[0]
+    jobs = P.human_speech_jobs(classes)
+    words = {j["word"] for j in jobs}
+    assert len(jobs) >= 15 and {"rocket", "train"} <= words
+    assert all(
+        classes[j["y"]].en == j["word"] or j["word"] in classes[j["y"]].en_aliases for j in jobs
+    )
+
+
+def test_missing_photo_packages_are_named_in_the_error(tmp_path):
+    with pytest.raises(P.PhotoSourceMissing, match="gcompris-qt-data"):
+        P.PhotoSources(rcc_dir=tmp_path / "nope")
+
+
+def unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_label_matching_answers_a_question_its_picture_misses_and_counts_wrong_answers():
+    # Two pictures (classes 0 and 1). The question about class 1 is closest to picture 0, but
+    # closer still to the label of class 1.
+    g, gy = unit([[1, 0, 0], [0, 1, 0]]), np.array([0, 1])
+    labels = unit([[1, 0, 0.1], [0, 0.2, 1], [1, 1, 1]])
+    q, qy = unit([[0.8, 0.3, 0.9], [1, 0.05, 0], [0, 0, 1]]), np.array([1, 0, 2])
+    r = ask_memory(q, qy, g, gy, labels, t=0.5)
+    assert r["picture"]["n"] == 2  # class 2 is not in the memory: not asked
+    assert r["picture"]["R@1"] == 0.5 and r["both"]["R@1"] == 1.0
+    assert r["picture"]["accepted_wrong"] == 0.5 and r["both"]["accepted_wrong"] == 0.0
+
+
+def test_the_photo_report_covers_each_gallery_and_question_split():
+    rng = np.random.default_rng(0)
+    emb = {
+        k: unit(rng.normal(size=(n, 8)))
+        for k, n in [
+            ("text", 6),
+            ("audio", 6),
+            ("human_audio", 3),
+            ("photo_image", 4),
+            ("label_text", 6),
+        ]
+    }
+    ys = {
+        "text": np.arange(6) % 3,
+        "audio": np.arange(6) % 3,
+        "human_audio": np.array([4, 5, 5]),
+        "photo_image": np.array([0, 1, 1, 2]),
+        "label_text": np.arange(6),
+    }
+    rep = photo_memory_report(emb, ys, t=0.0)
+    assert rep["photo_image"]["pictures"] == 4 and rep["photo_image"]["classes"] == 3
+    # No recorded word names a class in the memory: that split is not asked (not a NaN row).
+    assert set(rep["photo_image"]["asked"]) == {"text", "audio"}
+    assert "clipart_image" not in rep
+    assert set(rep["by_label"]) == {"text", "audio", "human_audio"}
+    assert photo_memory_report({k: v for k, v in emb.items() if k != "label_text"}, ys, 0.0) == {}
+
+
+def test_the_teacher_sees_two_views_of_one_photo_as_closer_than_two_photos(pictures):
+    from visualbyte_export.teacher import FEATURES, load_teacher, teacher_features
+
+    _, src, pics = pictures
+    photos = [p for p in pics if p.source == "photo"]
+    a = photos[0]
+    b = next(p for p in photos if p.key != a.key)
+    rng = np.random.default_rng(0)
+    views = [
+        np.asarray(P.plain_view(src.load(a.ref)).resize((96, 96))),
+        np.asarray(P.camera(P.plain_view(src.load(a.ref)).resize((96, 96)), rng)),
+        np.asarray(P.plain_view(src.load(b.ref)).resize((96, 96))),
+    ]
+    f = teacher_features(load_teacher(), np.stack(views)).astype(np.float32)
+    assert f.shape == (3, FEATURES)
+    np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-2)
+    assert f[0] @ f[1] > f[0] @ f[2]
