@@ -5,11 +5,10 @@ import os
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from visualbyte_export import train
-from visualbyte_export.fixture import FIXTURE_BACKBONE, write_synthetic_dataset
+from visualbyte_export.fixture import FIXTURE_BACKBONE
 
 EXPORT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -29,13 +28,6 @@ TINY = [
     "--aug",
     "0",
 ]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_synthetic_dataset(
-        tmp_path_factory.mktemp("ds"), num_classes=6, per_class=4, size=32
-    )
 
 
 def launch(nproc, *args):

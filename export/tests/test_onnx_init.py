@@ -16,19 +16,12 @@ from visualbyte_export.evaluate import (
     read_contract,
 )
 from visualbyte_export.export_onnx import export_checkpoint
-from visualbyte_export.fixture import FIXTURE_SIZE, write_synthetic_dataset
+from visualbyte_export.fixture import FIXTURE_SIZE
 from visualbyte_export.model import EmbeddingOnly, VisualByteNet
 from visualbyte_export.onnx_init import load_onnx_weights, net_from_onnx
 from visualbyte_export.train import build_parser
 
 RENDERER = {"placeholder": True, "size": FIXTURE_SIZE}
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_synthetic_dataset(
-        tmp_path_factory.mktemp("ds"), num_classes=6, per_class=4, size=FIXTURE_SIZE
-    )
 
 
 def _pictures(n: int, seed: int) -> torch.Tensor:

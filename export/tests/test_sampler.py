@@ -46,9 +46,13 @@ def test_classes_and_samples_are_balanced_over_an_epoch():
 def test_epochs_differ_and_are_reproducible():
     a, _ = make()
     b, _ = make()
-    assert all((x == y).all() for x, y in zip(a, b, strict=False))
+    first, again = list(a), list(b)
+    assert len(first) == len(again) > 0, "an epoch has batches"
+    assert all((x == y).all() for x, y in zip(first, again, strict=True))
     b.set_epoch(1)
-    assert any((x != y).any() for x, y in zip(a, b, strict=False))
+    other = list(b)
+    assert len(other) == len(first)
+    assert any((x != y).any() for x, y in zip(first, other, strict=True))
 
 
 @pytest.mark.parametrize("world", [2, 4])
@@ -67,7 +71,9 @@ def test_ranks_split_the_global_batch_exactly(world):
 def test_resume_mid_epoch_yields_the_remaining_batches():
     s, _ = make()
     full = list(s)
-    assert all((x == y).all() for x, y in zip(full[3:], s.iter_from(3), strict=False))
+    rest = list(s.iter_from(3))
+    assert len(full) > 3 and len(rest) == len(full) - 3
+    assert all((x == y).all() for x, y in zip(full[3:], rest, strict=True))
 
 
 def test_batch_is_capped_by_classes_and_made_divisible_by_ranks():
