@@ -1,6 +1,5 @@
 """Two-process DistributedDataParallel on CPU (gloo) through torchrun, with a tiny model."""
 
-import json
 import os
 import subprocess
 import sys
@@ -8,26 +7,10 @@ import sys
 import torch
 
 from visualbyte_export import train
-from visualbyte_export.fixture import FIXTURE_BACKBONE
+from visualbyte_export.fixture import tiny_train_args
 
 EXPORT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = [
-    "--arch",
-    "convnext_atto",
-    "--backbone-kwargs",
-    json.dumps(FIXTURE_BACKBONE),
-    "--embed-dim",
-    "16",
-    "--batch-classes",
-    "4",
-    "--warmup-steps",
-    "2",
-    "--no-progress",
-    "--threads",
-    "1",
-    "--aug",
-    "0",
-]
+TINY = [*tiny_train_args(1), "--aug", "0"]
 
 
 def launch(nproc, *args):

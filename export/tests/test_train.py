@@ -7,23 +7,9 @@ import pytest
 import torch
 
 from visualbyte_export import train
-from visualbyte_export.fixture import FIXTURE_BACKBONE
+from visualbyte_export.fixture import tiny_train_args
 
-TINY = [
-    "--arch",
-    "convnext_atto",
-    "--backbone-kwargs",
-    json.dumps(FIXTURE_BACKBONE),
-    "--embed-dim",
-    "16",
-    "--batch-classes",
-    "4",
-    "--warmup-steps",
-    "2",
-    "--no-progress",
-    "--threads",
-    "2",
-]
+TINY = tiny_train_args(2)
 
 
 def run(dataset, run_dir, *extra):

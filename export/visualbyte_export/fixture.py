@@ -25,6 +25,17 @@ from .model import VisualByteNet
 FIXTURE_SIZE = 32
 FIXTURE_DIM = 32
 FIXTURE_BACKBONE = {"depths": [1, 1, 1, 1], "dims": [8, 16, 32, 64]}
+
+
+def tiny_train_args(threads: int) -> list[str]:
+    """``train`` flags for a tiny model that trains in seconds (the tests' runs)."""
+    return [
+        *("--arch", "convnext_atto", "--backbone-kwargs", json.dumps(FIXTURE_BACKBONE)),
+        *("--embed-dim", "16", "--batch-classes", "4", "--warmup-steps", "2"),
+        *("--no-progress", "--threads", str(threads)),
+    ]
+
+
 # The shipped family: the atto..nano ConvNeXts use 1x1 convolutions in their blocks, tiny uses
 # linear layers.
 FIXTURE_ARCH = "convnext_atto"
