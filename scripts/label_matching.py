@@ -7,7 +7,9 @@ with `--match picture` and `--match both`, and prints how often the right label 
 Memories (format 2, built by `visualbyte index build` with the default model):
 - ``emoji``: the shipped memory, models/memory.
 - ``clipart``: photo-like clip art of memory classes from Debian's ``openclipart-png`` (a file
-  named ``apple_red_01.png`` is an apple), up to 5 pictures a class.
+  named ``apple_red_01.png`` is an apple), up to 5 pictures a class. A model trained with
+  ``data --photo-views`` has seen some of these files; for such a model, `evaluate`'s photo-memory
+  table (held-out pictures only) is the measurement to trust.
 Questions (none is ever trained on):
 - ``human``: KTuberling's English word recordings (``ktuberling-data``) that name a memory class.
 - ``flite``: "where is the X" for each class X, spoken by flite's voices (a held-out synthesizer).
