@@ -59,6 +59,12 @@
 //! justifies. Writers ([`write_index`], [`append_index`]) write a temporary file in the same folder,
 //! fsync it, rename it over the target and fsync the folder, so an interrupted write leaves the old index
 //! (or none), never a broken one.
+//!
+//! # Building
+//!
+//! [`build`] finds the pictures of a folder and their labels and embeds them (and the labels) in
+//! batches: what `visualbyte index build` and `index add` write with the writers above.
+pub mod build;
 mod format;
 mod matching;
 mod search;
