@@ -1,16 +1,13 @@
 //! The shipped default: `models/visualbyte.onnx`, its image memory `models/memory.vbi` and the sample
 //! questions in `models/samples/` must load, pair and answer, the way the README's first command uses them.
 //! (How *well* the model answers is measured by the export step's `evaluate`, in models/MODEL_CARD.md.)
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "util.rs"]
+mod util;
 
+use util::{bin, json_lines, models, succeeded};
 use visualbyte::index::{EmbeddingIndex, Match, FORMAT_VERSION};
 use visualbyte::model::{read_contract, Embedder};
 use visualbyte::render::Renderer;
-
-fn models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
-}
 
 #[test]
 fn default_model_contract_is_complete_and_calibrated() {
@@ -101,21 +98,14 @@ fn demo_answers_every_shipped_sample_in_order() {
         .collect();
     wavs.sort();
     assert!(wavs.len() >= 10, "{wavs:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
-        .args(["demo", "--pace", "fast", "--json", "--source"])
-        .arg(format!("wav:{}", samples.display()))
-        .env("VISUALBYTE_MODELS", models())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        bin()
+            .args(["demo", "--pace", "fast", "--json", "--source"])
+            .arg(format!("wav:{}", samples.display()))
+            .env("VISUALBYTE_MODELS", models()),
     );
-    let answers: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let answers: Vec<serde_json::Value> = json_lines(&out.stdout)
+        .into_iter()
         .filter(|v| v["event"] == "answer")
         .collect();
     assert_eq!(answers.len(), wavs.len(), "one answer per sample question");
@@ -151,16 +141,11 @@ fn the_operator_profile_runs_on_the_inference_threads_an_embedding_uses() {
     // `bench --ops --threads 2` profiled every operator from the caller's thread, handing each split to
     // the pool, while an embedding runs on a pool thread: the profile timed a path no query takes.
     for threads in [1usize, 2] {
-        let out = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
-            .current_dir(models().parent().unwrap())
-            .args(["bench", "--ops", "--json", "--runs", "2", "--batch", "0"])
-            .args(["--search-sizes", "100", "--threads", &threads.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeeded(
+            bin()
+                .current_dir(models().parent().unwrap())
+                .args(["bench", "--ops", "--json", "--runs", "2", "--batch", "0"])
+                .args(["--search-sizes", "100", "--threads", &threads.to_string()]),
         );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let ops = report["ops"].as_array().unwrap();

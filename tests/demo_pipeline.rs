@@ -4,15 +4,20 @@
 //! `tests/fixtures/demo/three_questions.wav` holds three spoken questions (espeak-ng, 16 kHz mono)
 //! separated by silence; their speech starts at about 0.80 s, 3.19 s and 5.80 s. Most tests answer with a
 //! stand-in that records what it was asked; the last ones run `visualbyte demo` with the tiny fixture model.
+#[path = "util.rs"]
+mod util;
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use util::{
+    assert_mentions, bin, fails, fixture, index_build, json_lines, ok, succeeded, text, tiny_model,
+};
 use visualbyte::demo::{Ask, Demo, DemoOptions, Summary};
 use visualbyte::index::Matched;
 use visualbyte::query::{Answer, AnswerHit, Modality, Timings};
@@ -24,15 +29,14 @@ use visualbyte::stream::{Overruns, StreamFormat};
 
 const ONSETS: [f64; 3] = [0.80, 3.19, 5.80];
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
-}
-
 fn three_questions() -> Pcm {
     let bytes = std::fs::read(fixture("demo/three_questions.wav")).unwrap();
     decode_wav_bytes(&bytes, 30.0).unwrap()
+}
+
+/// The three questions as a WAV source.
+fn three_questions_wav(pace: Pace) -> WavSource {
+    WavSource::new(&fixture("demo/three_questions.wav"), pace).unwrap()
 }
 
 fn write_wav(path: &Path, channels: u16, rate: u32, float: bool, mono: &[f32]) {
@@ -113,31 +117,32 @@ impl Ask for Recorder {
     }
 }
 
+/// Runs the loop over `source` with `options`, after `setup` (typed questions, a stop flag): its result,
+/// what it printed and its status lines.
+fn run_loop(
+    source: Box<dyn Source>,
+    ask: &mut Recorder,
+    options: DemoOptions,
+    setup: impl FnOnce(Demo<'_>) -> Demo<'_>,
+) -> (anyhow::Result<Summary>, Vec<u8>, String) {
+    let mut out = Vec::new();
+    let mut status = Vec::new();
+    let result = setup(Demo::new(source, ask, options, &mut out, &mut status)).run();
+    (result, out, String::from_utf8(status).unwrap())
+}
+
+/// Runs the loop with JSON answers: the answers, the status lines and the summary.
 fn run_demo(
     source: Box<dyn Source>,
     ask: &mut Recorder,
     options: DemoOptions,
 ) -> (Vec<Value>, String, Summary) {
-    let mut out = Vec::new();
-    let mut status = Vec::new();
-    let summary = Demo::new(
-        source,
-        ask,
-        DemoOptions {
-            json: true,
-            ..options
-        },
-        &mut out,
-        &mut status,
-    )
-    .run()
-    .unwrap();
-    let lines = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (lines, String::from_utf8(status).unwrap(), summary)
+    let options = DemoOptions {
+        json: true,
+        ..options
+    };
+    let (result, out, status) = run_loop(source, ask, options, |demo| demo);
+    (json_lines(&out), status, result.unwrap())
 }
 
 fn starts(lines: &[Value]) -> Vec<f64> {
@@ -163,7 +168,7 @@ fn assert_onsets(lines: &[Value], onsets: &[f64]) {
 
 #[test]
 fn three_questions_give_three_answers_in_the_order_spoken() {
-    let source = WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap();
+    let source = three_questions_wav(Pace::Fast);
     let mut ask = Recorder::default();
     let (lines, _, summary) = run_demo(Box::new(source), &mut ask, DemoOptions::default());
     assert_onsets(&lines, &ONSETS);
@@ -338,20 +343,14 @@ fn typed_questions_are_answered_by_the_same_loop_in_order() {
     }
     drop(tx);
     let mut ask = Recorder::default();
-    let mut out = Vec::new();
-    let mut status = Vec::new();
-    let summary = Demo::new(
+    let (summary, out, _) = run_loop(
         Box::new(NoAudio),
         &mut ask,
         DemoOptions::default(),
-        &mut out,
-        &mut status,
-    )
-    .with_typed(rx)
-    .run()
-    .unwrap();
+        |demo| demo.with_typed(rx),
+    );
     assert_eq!(ask.typed, ["where is the tiger", "red cup"]);
-    assert_eq!(summary.typed, 2);
+    assert_eq!(summary.unwrap().typed, 2);
     let text = String::from_utf8(out).unwrap();
     assert!(
         text.starts_with("#1 typed \"where is the tiger\": tiger (0.900)"),
@@ -394,7 +393,7 @@ impl Source for Flaky {
 
 #[test]
 fn a_device_fault_is_reported_retried_and_the_loop_carries_on() {
-    let inner = WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap();
+    let inner = three_questions_wav(Pace::Fast);
     // The fault comes at the first pull, before any audio is taken: how much audio a later pull holds
     // depends on the feeder thread's timing (under qemu-user a third pull already held the whole first
     // question, which the fault then dropped), and the three questions must all be answered either way.
@@ -405,12 +404,7 @@ fn a_device_fault_is_reported_retried_and_the_loop_carries_on() {
         reopened: 0,
     };
     let mut ask = Recorder::default();
-    let options = DemoOptions {
-        retry_initial: Duration::from_millis(1),
-        retry_max: Duration::from_millis(4),
-        ..DemoOptions::default()
-    };
-    let (lines, status, summary) = run_demo(Box::new(flaky), &mut ask, options);
+    let (lines, status, summary) = run_demo(Box::new(flaky), &mut ask, quick_retries());
     let expected = [
         "audio lost: device unplugged",
         "retrying in 0.0 s (Ctrl-C to stop)",
@@ -436,7 +430,7 @@ struct Faulty<F: FnMut(usize, &mut Vec<f32>) -> Injected> {
 
 fn faulty<F: FnMut(usize, &mut Vec<f32>) -> Injected>(fault: F) -> Faulty<F> {
     Faulty {
-        inner: WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap(),
+        inner: three_questions_wav(Pace::Fast),
         pulls: 0,
         fault,
     }
@@ -574,7 +568,7 @@ impl Source for Vanishing {
 fn run_vanishing(fatal: bool) -> (anyhow::Result<Summary>, Vec<Value>, String) {
     let stop = Arc::new(AtomicBool::new(false));
     let source = Vanishing {
-        inner: WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap(),
+        inner: three_questions_wav(Pace::Fast),
         delivered: 0.0,
         // After the first question (speech from 0.80 s, about 1.5 s long), just before the second (3.19 s).
         gone_after_s: 3.15,
@@ -583,21 +577,14 @@ fn run_vanishing(fatal: bool) -> (anyhow::Result<Summary>, Vec<Value>, String) {
         stop: Arc::clone(&stop),
     };
     let mut ask = Recorder::default();
-    let mut out = Vec::new();
-    let mut status = Vec::new();
     let options = DemoOptions {
         json: true,
         ..quick_retries()
     };
-    let result = Demo::new(Box::new(source), &mut ask, options, &mut out, &mut status)
-        .with_stop_flag(stop)
-        .run();
-    let lines = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (result, lines, String::from_utf8(status).unwrap())
+    let (result, out, status) = run_loop(Box::new(source), &mut ask, options, |demo| {
+        demo.with_stop_flag(stop)
+    });
+    (result, json_lines(&out), status)
 }
 
 #[test]
@@ -630,7 +617,7 @@ fn a_source_that_is_gone_for_good_ends_the_loop_with_its_reason() {
 
 #[test]
 fn the_stop_flag_ends_the_loop_and_max_answers_stops_after_n() {
-    let source = WavSource::new(&fixture("demo/three_questions.wav"), Pace::Fast).unwrap();
+    let source = three_questions_wav(Pace::Fast);
     let mut ask = Recorder::default();
     let (lines, _, _) = run_demo(
         Box::new(source),
@@ -642,30 +629,17 @@ fn the_stop_flag_ends_the_loop_and_max_answers_stops_after_n() {
     );
     assert_eq!(lines.len(), 2);
 
-    let source = WavSource::new(&fixture("demo/three_questions.wav"), Pace::Realtime).unwrap();
+    let source = three_questions_wav(Pace::Realtime);
     let stop = Arc::new(AtomicBool::new(true));
     let mut ask = Recorder::default();
-    let mut out = Vec::new();
-    let mut status = Vec::new();
-    let summary = Demo::new(
-        Box::new(source),
-        &mut ask,
-        DemoOptions::default(),
-        &mut out,
-        &mut status,
-    )
-    .with_stop_flag(stop)
-    .run()
-    .unwrap();
-    assert_eq!(summary.utterances, 0);
+    let (summary, out, _) = run_loop(Box::new(source), &mut ask, DemoOptions::default(), |demo| {
+        demo.with_stop_flag(stop)
+    });
+    assert_eq!(summary.unwrap().utterances, 0);
     assert!(out.is_empty());
 }
 
 // ---- `visualbyte demo` with the tiny fixture model -------------------------------------------------
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_visualbyte"))
-}
 
 /// An index of two pictures built with `visualbyte index build`.
 fn tiny_index(dir: &Path) -> PathBuf {
@@ -677,22 +651,8 @@ fn tiny_index(dir: &Path) -> PathBuf {
         });
         img.save(pictures.join(label).join("1.png")).unwrap();
     }
-    let index = dir.join("memory.vbi");
-    let out = bin()
-        .args(["index", "build"])
-        .arg(&pictures)
-        .arg("--model")
-        .arg(fixture("tiny.onnx"))
-        .arg("-o")
-        .arg(&index)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    index
+    ok(index_build(dir, "pictures", "memory.vbi", &[]));
+    dir.join("memory.vbi")
 }
 
 #[test]
@@ -700,25 +660,21 @@ fn demo_cli_prints_one_json_answer_per_utterance_and_a_picture() {
     let dir = tempfile::tempdir().unwrap();
     let index = tiny_index(dir.path());
     let picture = dir.path().join("answer_%n.png");
-    let out = bin()
-        .args([
-            "demo", "--pace", "fast", "--json", "--top-k", "2", "--source",
-        ])
-        .arg(format!("wav:{}", fixture("demo").display()))
-        .arg("--model")
-        .arg(fixture("tiny.onnx"))
-        .arg("--index")
-        .arg(&index)
-        .arg("--answer-image")
-        .arg(&picture)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let out = succeeded(
+        bin()
+            .args([
+                "demo", "--pace", "fast", "--json", "--top-k", "2", "--source",
+            ])
+            .arg(format!("wav:{}", fixture("demo").display()))
+            .arg("--model")
+            .arg(tiny_model())
+            .arg("--index")
+            .arg(&index)
+            .arg("--answer-image")
+            .arg(&picture),
+    );
+    let stderr = text(&out.stderr);
+    let lines = json_lines(&out.stdout);
     assert_onsets(&lines, &ONSETS);
     for l in &lines {
         let a = &l["answer"];
@@ -755,9 +711,7 @@ fn demo_cli_prints_one_json_answer_per_utterance_and_a_picture() {
 fn demo_help_prints_the_answer_image_number_placeholder_instead_of_a_line_break() {
     // clap turns a literal `{n}` in help text into a line break: the help read
     // "to this PNG (" / " becomes the answer number)".
-    let out = bin().args(["demo", "--help"]).output().unwrap();
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let (help, _) = ok(bin().args(["demo", "--help"]).output().unwrap());
     let line = help
         .lines()
         .skip_while(|l| !l.contains("--answer-image"))
@@ -774,17 +728,11 @@ fn demo_cli_threshold_flag_turns_answers_into_not_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let index = tiny_index(dir.path());
     // By picture: a typed label matches its own label vector at exactly 1.0 (see the next test).
-    let out = demo_typed(
+    let (stdout, _) = ok(demo_typed(
         &index,
         &["--threshold", "1.0", "--match", "picture"],
         "tiger\nred cup\n",
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let answers: Vec<&str> = stdout.lines().filter(|l| l.starts_with('#')).collect();
     assert_eq!(answers.len(), 2, "{stdout}");
     assert!(
@@ -801,40 +749,31 @@ fn demo_cli_threshold_flag_turns_answers_into_not_in_memory() {
 fn demo_cli_rejects_bad_profiles_and_sources_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("robot.toml");
-    let text =
+    let board =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../boards/rpi4.toml"))
             .unwrap();
-    std::fs::write(&bad, format!("{text}\nwheels = 4\n")).unwrap();
-    let out = bin().args(["demo", "--board"]).arg(&bad).output().unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("wheels") && stderr.contains("robot.toml"),
-        "{stderr}"
-    );
+    std::fs::write(&bad, format!("{board}\nwheels = 4\n")).unwrap();
+    let stderr = fails(bin().args(["demo", "--board"]).arg(&bad).output().unwrap());
+    assert_mentions(&stderr, &["wheels", "robot.toml"]);
 
-    let out = bin()
-        .args(["demo", "--source", "speaker"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wav:FILE_OR_FOLDER"));
+    let stderr = fails(
+        bin()
+            .args(["demo", "--source", "speaker"])
+            .output()
+            .unwrap(),
+    );
+    assert!(stderr.contains("wav:FILE_OR_FOLDER"), "{stderr}");
 
     let out = bin().args(["demo", "--board", "toaster"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rpi5"));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("rpi5"), "{stderr}");
 }
 
 #[test]
 fn demo_cli_answers_a_typed_label_by_its_label_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let index = tiny_index(dir.path());
-    let out = demo_typed(&index, &["--threshold", "1.0"], "tiger\n");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, _) = ok(demo_typed(&index, &["--threshold", "1.0"], "tiger\n"));
     assert!(
         stdout.starts_with("#1 typed \"tiger\": tiger (1.000, by its label)\n"),
         "{stdout}"
@@ -850,7 +789,7 @@ fn demo_cli_answers_a_typed_label_by_its_label_and_says_so() {
 fn demo_typed(index: &Path, args: &[&str], typed: &str) -> std::process::Output {
     bin()
         .args(["demo", "--pace", "fast", "--text-stdin", "--model"])
-        .arg(fixture("tiny.onnx"))
+        .arg(tiny_model())
         .arg("--index")
         .arg(index)
         .args(args)

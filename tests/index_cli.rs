@@ -1,46 +1,14 @@
 //! `visualbyte index build | add | info`, run the way a user runs them, with the tiny fixture model
 //! (`tests/fixtures/tiny.onnx`: 32-pixel input, 32-value embedding).
+#[path = "util.rs"]
+mod util;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Stdio;
 
 use image::{Rgb, RgbImage};
+use util::{assert_mentions, bin, fails, index_build, ok, run, text, tiny_model};
 use visualbyte::index::{write_index, EmbeddingIndex, Entry, VectorType};
-
-fn tiny_model() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny.onnx");
-    assert!(path.is_file(), "fixture model missing: {}", path.display());
-    path
-}
-
-/// Runs `visualbyte ARGS` in `cwd`, with no default models folder to fall back on.
-fn run(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_visualbyte"))
-        .args(args)
-        .current_dir(cwd)
-        .env("VISUALBYTE_MODELS", cwd.join("no-models-here"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the visualbyte binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(out: Output) -> (String, String) {
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "failed: {stdout}\n{stderr}");
-    (stdout, stderr)
-}
-
-fn fails(out: Output) -> String {
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(
-        !out.status.success(),
-        "succeeded but should not: {stdout}\n{stderr}"
-    );
-    stderr
-}
 
 /// A striped picture: the colour and stripe width make pictures of one label look alike.
 fn picture(path: &Path, rgb: [u8; 3], stripe: u32) {
@@ -82,19 +50,11 @@ fn build_labels_by_folder_and_info_reports_it() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     memory(root);
-    let model = tiny_model();
-    let (stdout, stderr) = ok(run(
+    let (stdout, stderr) = ok(index_build(
         root,
-        &[
-            "index",
-            "build",
-            "memory",
-            "--model",
-            model.to_str().unwrap(),
-            "-o",
-            "models/memory.vbi",
-            "--quiet",
-        ],
+        "memory",
+        "models/memory.vbi",
+        &["--quiet"],
     ));
     assert!(
         stdout.contains("indexed 5 pictures under 2 labels"),
@@ -128,10 +88,7 @@ fn build_labels_by_folder_and_info_reports_it() {
     }
 
     let (human, _) = ok(run(root, &["index", "info", "models/memory.vbi"]));
-    assert!(
-        human.contains("5 × 32 f32") && human.contains("tiger  3"),
-        "{human}"
-    );
+    assert_mentions(&human, &["5 × 32 f32", "tiger  3"]);
 }
 
 #[test]
@@ -139,20 +96,8 @@ fn build_is_deterministic_across_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     memory(root);
-    let model = tiny_model();
-    let m = model.to_str().unwrap();
-    ok(run(
-        root,
-        &[
-            "index", "build", "memory", "--model", m, "-o", "a.vbi", "--batch", "2",
-        ],
-    ));
-    ok(run(
-        root,
-        &[
-            "index", "build", "memory", "--model", m, "-o", "b.vbi", "--batch", "7",
-        ],
-    ));
+    ok(index_build(root, "memory", "a.vbi", &["--batch", "2"]));
+    ok(index_build(root, "memory", "b.vbi", &["--batch", "7"]));
     assert_eq!(
         std::fs::read(root.join("a.vbi")).unwrap(),
         std::fs::read(root.join("b.vbi")).unwrap()
@@ -165,19 +110,7 @@ fn unreadable_pictures_are_reported_skipped_and_counted() {
     let root = tmp.path();
     let dir = memory(root);
     std::fs::write(dir.join("tiger/broken.png"), b"\x89PNG but not really").unwrap();
-    let model = tiny_model();
-    let (stdout, stderr) = ok(run(
-        root,
-        &[
-            "index",
-            "build",
-            "memory",
-            "--model",
-            model.to_str().unwrap(),
-            "-o",
-            "m.vbi",
-        ],
-    ));
+    let (stdout, stderr) = ok(index_build(root, "memory", "m.vbi", &[]));
     assert!(stdout.contains("indexed 5 pictures"), "{stdout}");
     assert!(stderr.contains("broken.png"), "{stderr}");
     assert!(stderr.contains("1 unreadable picture "), "{stderr}");
@@ -186,26 +119,14 @@ fn unreadable_pictures_are_reported_skipped_and_counted() {
 
 #[test]
 fn loose_pictures_need_a_csv_and_a_failed_build_keeps_the_old_index() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = m_vbi();
     let root = tmp.path();
-    let dir = memory(root);
-    let model = tiny_model();
-    let m = model.to_str().unwrap();
-    ok(run(
-        root,
-        &["index", "build", "memory", "--model", m, "-o", "m.vbi"],
-    ));
+    let dir = root.join("memory");
     let before = std::fs::read(root.join("m.vbi")).unwrap();
 
     picture(&dir.join("loose.png"), [0, 200, 0], 5);
-    let stderr = fails(run(
-        root,
-        &["index", "build", "memory", "--model", m, "-o", "m.vbi"],
-    ));
-    assert!(
-        stderr.contains("loose.png") && stderr.contains("--labels"),
-        "{stderr}"
-    );
+    let stderr = fails(index_build(root, "memory", "m.vbi", &[]));
+    assert_mentions(&stderr, &["loose.png", "--labels"]);
     assert_eq!(std::fs::read(root.join("m.vbi")).unwrap(), before);
     let leftovers: Vec<_> = std::fs::read_dir(root)
         .unwrap()
@@ -219,21 +140,11 @@ fn loose_pictures_need_a_csv_and_a_failed_build_keeps_the_old_index() {
         "path,label\nloose.png,leaf\ntiger/1.png,tiger\n\"cup/1.png\",\"mug, blue\"\n",
     )
     .unwrap();
-    let (stdout, stderr) = ok(run(
+    let (stdout, stderr) = ok(index_build(
         root,
-        &[
-            "index",
-            "build",
-            "memory",
-            "--labels",
-            "labels.csv",
-            "--model",
-            m,
-            "-o",
-            "csv.vbi",
-            "--vectors",
-            "i8",
-        ],
+        "memory",
+        "csv.vbi",
+        &["--labels", "labels.csv", "--vectors", "i8"],
     ));
     assert!(
         stdout.contains("indexed 3 pictures under 3 labels"),
@@ -260,20 +171,7 @@ fn add_appends_skips_duplicates_and_refuses_another_models_index() {
     picture(&root.join("new/door2.png"), [90, 60, 30], 3);
     let model = tiny_model();
     let m = model.to_str().unwrap();
-    ok(run(
-        root,
-        &[
-            "index",
-            "build",
-            "memory",
-            "--model",
-            m,
-            "-o",
-            "m.vbi",
-            "--vectors",
-            "f16",
-        ],
-    ));
+    ok(index_build(root, "memory", "m.vbi", &["--vectors", "f16"]));
 
     let (stdout, _) = ok(run(
         root,
@@ -289,10 +187,7 @@ fn add_appends_skips_duplicates_and_refuses_another_models_index() {
             m,
         ],
     ));
-    assert!(
-        stdout.contains("added 2 pictures") && stdout.contains("now 7 pictures"),
-        "{stdout}"
-    );
+    assert_mentions(&stdout, &["added 2 pictures", "now 7 pictures"]);
     let info = info_json(root, "m.vbi", true);
     assert_eq!(info["count"], 7);
     assert_eq!(info["vector_type"], "f16");
@@ -304,10 +199,7 @@ fn add_appends_skips_duplicates_and_refuses_another_models_index() {
             "index", "add", "m.vbi", "new", "--label", "door", "--model", m,
         ],
     ));
-    assert!(
-        stderr.contains("already in the index") && stderr.contains("nothing to add"),
-        "{stderr}"
-    );
+    assert_mentions(&stderr, &["already in the index", "nothing to add"]);
 
     // An index written for another model is refused before anything is embedded, and left as it was.
     let other = root.join("other.vbi");
@@ -334,31 +226,14 @@ fn add_appends_skips_duplicates_and_refuses_another_models_index() {
             m,
         ],
     ));
-    assert!(
-        stderr.contains("vb-some-other-model") && stderr.contains("rebuild the index"),
-        "{stderr}"
-    );
+    assert_mentions(&stderr, &["vb-some-other-model", "rebuild the index"]);
     assert_eq!(std::fs::read(&other).unwrap(), before);
 }
 
 #[test]
 fn info_names_truncation_and_verify_finds_flipped_vector_bits() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = m_vbi();
     let root = tmp.path();
-    memory(root);
-    let model = tiny_model();
-    ok(run(
-        root,
-        &[
-            "index",
-            "build",
-            "memory",
-            "--model",
-            model.to_str().unwrap(),
-            "-o",
-            "m.vbi",
-        ],
-    ));
     let good = std::fs::read(root.join("m.vbi")).unwrap();
 
     let mut flipped = good.clone();
@@ -390,15 +265,8 @@ fn info_names_truncation_and_verify_finds_flipped_vector_bits() {
 
 #[test]
 fn a_build_killed_midway_leaves_a_whole_index() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = m_vbi();
     let root = tmp.path();
-    memory(root);
-    let model = tiny_model();
-    let m = model.to_str().unwrap();
-    ok(run(
-        root,
-        &["index", "build", "memory", "--model", m, "-o", "m.vbi"],
-    ));
     let before = std::fs::read(root.join("m.vbi")).unwrap();
     for i in 0..120 {
         picture(
@@ -407,112 +275,100 @@ fn a_build_killed_midway_leaves_a_whole_index() {
             1 + i % 7,
         );
     }
+    let model = tiny_model();
+    let m = model.to_str().unwrap();
+    let args = [
+        "index", "build", "memory", "--model", m, "-o", "m.vbi", "--batch", "4",
+    ];
     for delay_ms in [50, 150, 400] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
-            .args([
-                "index", "build", "memory", "--model", m, "-o", "m.vbi", "--batch", "4",
-            ])
-            .current_dir(root)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        let (changed, len) = killed_after(root, &args, delay_ms, &before);
         // Whenever it died, the index is the old one or the complete new one, never a broken one.
-        let index = EmbeddingIndex::open_verified(&root.join("m.vbi")).unwrap();
-        let now = std::fs::read(root.join("m.vbi")).unwrap();
-        assert!(
-            now == before || index.len() == 125,
-            "{} entries",
-            index.len()
-        );
+        assert!(!changed || len == 125, "{len} entries");
     }
 }
 
 #[test]
 fn an_add_killed_midway_leaves_the_old_or_the_whole_new_index() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = m_vbi();
     let root = tmp.path();
-    memory(root);
-    let model = tiny_model();
-    let m = model.to_str().unwrap();
-    ok(run(
-        root,
-        &["index", "build", "memory", "--model", m, "-o", "m.vbi"],
-    ));
     let before = std::fs::read(root.join("m.vbi")).unwrap();
     let old_len = EmbeddingIndex::open_verified(&root.join("m.vbi"))
         .unwrap()
         .len();
-    let mut args: Vec<String> = ["index", "add", "m.vbi", "--label", "door", "--model", m]
-        .iter()
-        .map(|s| s.to_string())
+    let names: Vec<String> = (0..120)
+        .map(|i| {
+            let name = format!("new/door{i}.png");
+            picture(&root.join(&name), [(i * 2) as u8, 60, 30], 1 + i % 5);
+            name
+        })
         .collect();
-    for i in 0..120 {
-        let name = format!("new/door{i}.png");
-        picture(&root.join(&name), [(i * 2) as u8, 60, 30], 1 + i % 5);
-        args.push(name);
-    }
+    let model = tiny_model();
+    let mut args = vec![
+        "index",
+        "add",
+        "m.vbi",
+        "--label",
+        "door",
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    args.extend(names.iter().map(String::as_str));
     for delay_ms in [50, 150, 400] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
-            .args(&args)
-            .current_dir(root)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
+        let (changed, len) = killed_after(root, &args, delay_ms, &before);
         // Whenever it died, the index is the old one or holds every new picture, and it verifies.
-        let index = EmbeddingIndex::open_verified(&root.join("m.vbi")).unwrap();
-        let now = std::fs::read(root.join("m.vbi")).unwrap();
-        assert!(
-            now == before || index.len() == old_len + 120,
-            "{} entries",
-            index.len()
-        );
-        if now != before {
+        assert!(!changed || len == old_len + 120, "{len} entries");
+        if changed {
             break; // the add finished before the kill: nothing more to interrupt
         }
     }
 }
 
+/// Starts `visualbyte ARGS` in `root` and kills it after `delay_ms`; then `m.vbi` must verify. Whether
+/// it differs from `before`, and its number of entries.
+fn killed_after(root: &Path, args: &[&str], delay_ms: u64, before: &[u8]) -> (bool, usize) {
+    let mut child = bin()
+        .args(args)
+        .current_dir(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+    let _ = child.kill();
+    let _ = child.wait();
+    let index = EmbeddingIndex::open_verified(&root.join("m.vbi")).unwrap();
+    let now = std::fs::read(root.join("m.vbi")).unwrap();
+    (now != before, index.len())
+}
+
 #[test]
 fn build_stores_a_label_vector_per_label_and_a_typed_label_finds_its_memories_by_label() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = m_vbi();
     let root = tmp.path();
     let model = tiny_model();
     let m = model.to_str().unwrap();
-    build_m_vbi(root);
     let info = info_json(root, "m.vbi", true);
     assert_eq!(info["version"], 2);
     assert_eq!(info["label_vectors"], 2);
     let index = EmbeddingIndex::open_verified(&root.join("m.vbi")).unwrap();
     assert_eq!(index.vector_labels(), ["cup", "tiger"]);
 
+    // `visualbyte query --model M --index m.vbi --text tiger EXTRA…`
+    let query = |extra: &[&str]| {
+        let mut args = vec!["query", "--model", m, "--index", "m.vbi", "--text", "tiger"];
+        args.extend_from_slice(extra);
+        run(root, &args)
+    };
     let ask = |how: &str| -> serde_json::Value {
-        let (stdout, _) = ok(run(
-            root,
-            &[
-                "query",
-                "--model",
-                m,
-                "--index",
-                "m.vbi",
-                "--text",
-                "tiger",
-                "--top-k",
-                "5",
-                "--threshold",
-                "-1",
-                "--match",
-                how,
-                "--json",
-            ],
-        ));
+        let (stdout, _) = ok(query(&[
+            "--top-k",
+            "5",
+            "--threshold",
+            "-1",
+            "--match",
+            how,
+            "--json",
+        ]));
         serde_json::from_str(&stdout).unwrap()
     };
     // The typed label renders to the very image the label vector was made from: cosine 1.
@@ -540,46 +396,27 @@ fn build_stores_a_label_vector_per_label_and_a_typed_label_finds_its_memories_by
         .iter()
         .all(|h| h["matched"] == "label"));
 
-    let (human, _) = ok(run(
-        root,
-        &[
-            "query",
-            "--model",
-            m,
-            "--index",
-            "m.vbi",
-            "--text",
-            "tiger",
-            "--threshold",
-            "-1",
-        ],
-    ));
+    let (human, _) = ok(query(&["--threshold", "-1"]));
     assert!(human.starts_with("tiger (1.00, by its label)\n"), "{human}");
-    let bad = fails(run(
-        root,
-        &[
-            "query", "--model", m, "--index", "m.vbi", "--text", "tiger", "--match", "photo",
-        ],
-    ));
+    let bad = fails(query(&["--match", "photo"]));
     assert!(bad.contains("picture, label or both"), "{bad}");
 }
 
 #[test]
 fn index_info_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
     // `visualbyte index info | head -3` closed the pipe early and the printing panicked.
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = m_vbi();
     let root = tmp.path();
-    build_m_vbi(root);
     for args in [
         &["index", "info", "m.vbi"][..],
         &["index", "info", "m.vbi", "--json"][..],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_visualbyte"))
+        let mut child = bin()
             .args(args)
             .current_dir(root)
             .env_remove("RUST_LOG")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         drop(child.stdout.take());
@@ -590,15 +427,10 @@ fn index_info_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
     }
 }
 
-/// `memory/` and its index `m.vbi`, built by the CLI with the tiny model.
-fn build_m_vbi(root: &Path) {
-    memory(root);
-    let model = tiny_model();
-    let m = model.to_str().unwrap();
-    ok(run(
-        root,
-        &[
-            "index", "build", "memory", "--model", m, "-o", "m.vbi", "--quiet",
-        ],
-    ));
+/// A fresh folder with `memory/` and its index `m.vbi`, built by the CLI with the tiny model.
+fn m_vbi() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    memory(tmp.path());
+    ok(index_build(tmp.path(), "memory", "m.vbi", &["--quiet"]));
+    tmp
 }

@@ -2,21 +2,16 @@
 //! with a damaged contract are refused with a message saying what is wrong.
 #[path = "onnx_meta.rs"]
 mod onnx_meta;
+#[path = "util.rs"]
+mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use image::RgbImage;
+use util::{assert_mentions, bin, fails, ok, succeeded, text, tiny_model};
 use visualbyte::model::{read_contract, Contract, Embedder, ModelError, CONTRACT_KEY};
 use visualbyte::render::RENDERER_VERSION;
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny.onnx")
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_visualbyte"))
-}
 
 /// `visualbyte embed --model FIXTURE --input INPUT -o OUT`, with `--threads` when given.
 fn embed_cli(threads: Option<&str>, input: &Path, out: &Path) -> std::process::Output {
@@ -26,7 +21,7 @@ fn embed_cli(threads: Option<&str>, input: &Path, out: &Path) -> std::process::O
         cmd.args(["--threads", n]);
     }
     cmd.arg("--model")
-        .arg(fixture())
+        .arg(tiny_model())
         .arg("--input")
         .arg(input)
         .arg("-o")
@@ -46,11 +41,11 @@ fn read_f32(path: &Path) -> Vec<f32> {
 
 /// A copy of the fixture whose contract is `change(contract)`.
 fn tampered(dir: &Path, name: &str, change: impl FnOnce(&mut Contract)) -> PathBuf {
-    let mut contract = read_contract(&fixture()).expect("fixture contract");
+    let mut contract = read_contract(&tiny_model()).expect("fixture contract");
     change(&mut contract);
     let json = contract.to_json();
     let out = dir.join(name);
-    onnx_meta::rewrite(&fixture(), &out, &[(CONTRACT_KEY, &json)]);
+    onnx_meta::rewrite(&tiny_model(), &out, &[(CONTRACT_KEY, &json)]);
     out
 }
 
@@ -62,7 +57,7 @@ fn load_err(path: &Path) -> ModelError {
 }
 
 fn golden() -> (Vec<RgbImage>, Vec<Vec<f32>>) {
-    let f = fixture();
+    let f = tiny_model();
     let pixels = std::fs::read(format!("{}.in.u8", f.display())).expect("fixture golden input");
     let s = 32usize;
     assert_eq!(pixels.len() % (s * s * 3), 0);
@@ -88,7 +83,7 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn the_fixture_contract_is_valid_and_matches_this_build() {
-    let c = read_contract(&fixture()).unwrap();
+    let c = read_contract(&tiny_model()).unwrap();
     c.validate().unwrap();
     assert_eq!(c.input.size, 32);
     assert_eq!(c.embedding.dim, 32);
@@ -98,7 +93,7 @@ fn the_fixture_contract_is_valid_and_matches_this_build() {
 
 #[test]
 fn the_fixture_embeds_like_torch_and_batches_agree_with_single_runs() {
-    let embedder = Embedder::load(&fixture()).unwrap();
+    let embedder = Embedder::load(&tiny_model()).unwrap();
     assert_eq!(embedder.dim(), 32);
     assert_eq!(embedder.input_size(), 32);
     let (images, expected) = golden();
@@ -112,7 +107,7 @@ fn the_fixture_embeds_like_torch_and_batches_agree_with_single_runs() {
     }
     // With a batch plan of 8: 8 + 3 images are one run of it, then three of the batch-1 plan; the
     // vectors are those of single runs.
-    let batching = Embedder::load_with_batch(&fixture(), 8).unwrap();
+    let batching = Embedder::load_with_batch(&tiny_model(), 8).unwrap();
     assert_eq!((embedder.batch_size(), batching.batch_size()), (1, 8));
     let many: Vec<RgbImage> = (0..11).map(|i| images[i % images.len()].clone()).collect();
     let batched = batching.embed(&many).unwrap();
@@ -134,7 +129,7 @@ fn the_fixture_embeds_like_torch_and_batches_agree_with_single_runs() {
 
 #[test]
 fn an_image_of_the_wrong_size_is_refused_naming_both_sizes() {
-    let embedder = Embedder::load(&fixture()).unwrap();
+    let embedder = Embedder::load(&tiny_model()).unwrap();
     let ok = RgbImage::new(32, 32);
     let bad = RgbImage::new(48, 32);
     let e = embedder.embed(&[ok, bad]).unwrap_err();
@@ -151,46 +146,47 @@ fn an_image_of_the_wrong_size_is_refused_naming_both_sizes() {
         ),
         "{e}"
     );
-    assert!(
-        e.to_string().contains("48×32") && e.to_string().contains("32×32"),
-        "{e}"
-    );
+    assert_mentions(&e.to_string(), &["48×32", "32×32"]);
 }
 
 #[test]
 fn extra_metadata_keys_are_fine() {
     let dir = tempfile::tempdir().unwrap();
-    let json = read_contract(&fixture()).unwrap().to_json();
+    let json = read_contract(&tiny_model()).unwrap().to_json();
     let out = dir.path().join("extra.onnx");
     onnx_meta::rewrite(
-        &fixture(),
+        &tiny_model(),
         &out,
         &[("visualbyte.training", "{}"), (CONTRACT_KEY, &json)],
     );
     let e = Embedder::load(&out).unwrap();
-    assert_eq!(e.contract(), &read_contract(&fixture()).unwrap());
+    assert_eq!(e.contract(), &read_contract(&tiny_model()).unwrap());
 }
 
 #[test]
 fn a_model_without_a_contract_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bare.onnx");
-    onnx_meta::rewrite(&fixture(), &out, &[("producer", "someone")]);
+    onnx_meta::rewrite(&tiny_model(), &out, &[("producer", "someone")]);
     let e = load_err(&out);
     assert!(matches!(e, ModelError::MissingContract { .. }), "{e}");
     let msg = e.to_string();
-    assert!(
-        msg.contains("no `visualbyte.contract`") && msg.contains("bare.onnx"),
-        "{msg}"
+    assert_mentions(
+        &msg,
+        &[
+            "no `visualbyte.contract`",
+            "bare.onnx",
+            "python -m visualbyte_export export",
+        ],
     );
-    assert!(msg.contains("python -m visualbyte_export export"), "{msg}");
-    let out = bin()
-        .arg("info")
-        .arg(dir.path().join("bare.onnx"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no `visualbyte.contract`"));
+    let stderr = fails(
+        bin()
+            .arg("info")
+            .arg(dir.path().join("bare.onnx"))
+            .output()
+            .unwrap(),
+    );
+    assert!(stderr.contains("no `visualbyte.contract`"), "{stderr}");
 }
 
 #[test]
@@ -198,7 +194,7 @@ fn a_contract_that_is_not_json_or_has_unknown_keys_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("junk.onnx");
     onnx_meta::rewrite(
-        &fixture(),
+        &tiny_model(),
         &out,
         &[(CONTRACT_KEY, "{\"contract_version\": 1")],
     );
@@ -206,11 +202,11 @@ fn a_contract_that_is_not_json_or_has_unknown_keys_is_refused() {
     assert!(matches!(e.cause(), ModelError::BadContract { .. }), "{e}");
     assert!(e.to_string().contains("junk.onnx"), "{e}");
     let json =
-        read_contract(&fixture())
+        read_contract(&tiny_model())
             .unwrap()
             .to_json()
             .replacen('{', "{\"colour\":\"red\",", 1);
-    onnx_meta::rewrite(&fixture(), &out, &[(CONTRACT_KEY, &json)]);
+    onnx_meta::rewrite(&tiny_model(), &out, &[(CONTRACT_KEY, &json)]);
     assert!(load_err(&out).to_string().contains("colour"));
 }
 
@@ -225,33 +221,24 @@ fn a_model_for_another_renderer_version_is_refused_by_load_info_and_render() {
         matches!(e.cause(), ModelError::RendererVersion { .. }),
         "{e}"
     );
-    let msg = e.to_string();
-    assert!(
-        msg.contains(&format!("renderer version {}", RENDERER_VERSION + 1)),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(&format!("renders version {RENDERER_VERSION}")),
-        "{msg}"
+    assert_mentions(
+        &e.to_string(),
+        &[
+            &format!("renderer version {}", RENDERER_VERSION + 1),
+            &format!("renders version {RENDERER_VERSION}"),
+        ],
     );
     // `info` still shows the contract, then says why it cannot be used.
     let out = bin().arg("info").arg(&m).output().unwrap();
-    assert!(!out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = text(&out.stdout);
+    let stderr = fails(out);
     assert!(
         stdout.contains(&format!("version {}, 32×32", RENDERER_VERSION + 1)),
         "{stdout}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("renderer version"));
+    assert!(stderr.contains("renderer version"), "{stderr}");
     let png = dir.path().join("t.png");
-    let out = bin()
-        .args(["render", "text", "tiger", "--model"])
-        .arg(&m)
-        .arg("-o")
-        .arg(&png)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    fails(render_text("tiger", &m, &png).output().unwrap());
     assert!(!png.exists());
 }
 
@@ -266,78 +253,49 @@ fn a_contract_size_that_the_graph_does_not_have_is_refused() {
     let e = load_err(&m);
     assert!(matches!(e.cause(), ModelError::Graph { .. }), "{e}");
     let msg = e.to_string();
-    assert!(
-        msg.contains("[batch, 3, 48, 48]") && msg.contains("32, 32]"),
-        "{msg}"
-    );
+    assert_mentions(&msg, &["[batch, 3, 48, 48]", "32, 32]"]);
 }
 
 #[test]
 fn a_contract_dim_or_name_that_the_graph_does_not_have_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let m = tampered(dir.path(), "d64.onnx", |c| c.embedding.dim = 64);
-    let msg = load_err(&m).to_string();
-    assert!(
-        msg.contains("[batch, 64]") && msg.contains(", 32]"),
-        "{msg}"
-    );
+    assert_mentions(&load_err(&m).to_string(), &["[batch, 64]", ", 32]"]);
     let m = tampered(dir.path(), "in.onnx", |c| c.input.name = "pixels".into());
-    let msg = load_err(&m).to_string();
-    assert!(
-        msg.contains("\"pixels\"") && msg.contains("\"image\""),
-        "{msg}"
-    );
+    assert_mentions(&load_err(&m).to_string(), &["\"pixels\"", "\"image\""]);
     let m = tampered(dir.path(), "out.onnx", |c| {
         c.embedding.name = "features".into()
     });
-    let msg = load_err(&m).to_string();
-    assert!(
-        msg.contains("no output named \"features\"") && msg.contains("\"embedding\""),
-        "{msg}"
+    assert_mentions(
+        &load_err(&m).to_string(),
+        &["no output named \"features\"", "\"embedding\""],
     );
 }
 
 #[test]
 fn info_prints_the_contract_and_json_round_trips() {
-    let contract = read_contract(&fixture()).unwrap();
-    let out = bin().arg("info").arg(fixture()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let contract = read_contract(&tiny_model()).unwrap();
+    let (stdout, _) = ok(bin().arg("info").arg(tiny_model()).output().unwrap());
+    assert_mentions(
+        &stdout,
+        &[&contract.model_id, "[batch, 3, 32, 32]", "[batch, 32]"],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&contract.model_id), "{text}");
-    assert!(
-        text.contains("[batch, 3, 32, 32]") && text.contains("[batch, 32]"),
-        "{text}"
-    );
-    let out = bin()
+    let (stdout, stderr) = ok(bin()
         .args(["info", "--json", "--check"])
-        .arg(fixture())
+        .arg(tiny_model())
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parsed = Contract::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        .unwrap());
+    let parsed = Contract::parse(&stdout).unwrap();
     assert_eq!(parsed, contract);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("graph matches the contract"));
+    assert!(stderr.contains("graph matches the contract"), "{stderr}");
 }
 
 #[test]
 fn embed_writes_what_torch_computed() {
     let dir = tempfile::tempdir().unwrap();
-    let input = PathBuf::from(format!("{}.in.u8", fixture().display()));
+    let input = PathBuf::from(format!("{}.in.u8", tiny_model().display()));
     let out_path = dir.path().join("out.f32");
-    let out = embed_cli(None, &input, &out_path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(embed_cli(None, &input, &out_path));
     let got = read_f32(&out_path);
     let (_, expected) = golden();
     let expected: Vec<f32> = expected.concat();
@@ -345,68 +303,59 @@ fn embed_writes_what_torch_computed() {
     // A file that is not a whole number of 32×32×3 images is refused.
     let short = dir.path().join("short.u8");
     std::fs::write(&short, vec![0u8; 32 * 32 * 3 + 5]).unwrap();
-    let out = embed_cli(None, &short, &dir.path().join("x.f32"));
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("whole number of 32×32×3 images"));
+    let stderr = fails(embed_cli(None, &short, &dir.path().join("x.f32")));
+    assert!(
+        stderr.contains("whole number of 32×32×3 images"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("x.f32").exists());
 }
 
 #[test]
 fn two_inference_threads_embed_like_one_and_zero_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let input = PathBuf::from(format!("{}.in.u8", fixture().display()));
+    let input = PathBuf::from(format!("{}.in.u8", tiny_model().display()));
     let (_, expected) = golden();
     let expected: Vec<f32> = expected.concat();
     for threads in ["1", "2", "3"] {
         let out_path = dir.path().join(format!("out{threads}.f32"));
-        let out = embed_cli(Some(threads), &input, &out_path);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(embed_cli(Some(threads), &input, &out_path));
         let got = read_f32(&out_path);
         assert!(max_abs(&got, &expected) < 1e-4, "{threads} threads");
     }
     // In the library: the executor is process-wide and switching it back and forth is safe.
-    let embedder = Embedder::load(&fixture()).unwrap();
+    let embedder = Embedder::load(&tiny_model()).unwrap();
     let (images, _) = golden();
     visualbyte::parallel::set_inference_threads(2).unwrap();
     let two = embedder.embed(&images).unwrap().concat();
     visualbyte::parallel::set_inference_threads(1).unwrap();
     assert!(max_abs(&two, &expected) < 1e-4);
-    let out = embed_cli(Some("0"), &input, &dir.path().join("zero.f32"));
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--threads") && err.contains("0"), "{err}");
+    let err = fails(embed_cli(Some("0"), &input, &dir.path().join("zero.f32")));
+    assert_mentions(&err, &["--threads", "0"]);
 }
 
 #[test]
 fn render_takes_its_settings_from_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("t.png");
-    let out = bin()
-        .args(["render", "text", "tiger", "--model"])
-        .arg(fixture())
-        .arg("-o")
-        .arg(&png)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&mut render_text("tiger", &tiny_model(), &png));
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (32, 32));
-    let out = bin()
-        .args(["render", "text", "tiger", "--size", "64", "--model"])
-        .arg(fixture())
-        .arg("-o")
-        .arg(&png)
+    let out = render_text("tiger", &tiny_model(), &png)
+        .args(["--size", "64"])
         .output()
         .unwrap();
     assert!(!out.status.success(), "--size and --model conflict");
+}
+
+/// `visualbyte render text WORDS --model MODEL -o PNG`.
+fn render_text(words: &str, model: &Path, png: &Path) -> Command {
+    let mut cmd = bin();
+    cmd.args(["render", "text", words, "--model"])
+        .arg(model)
+        .arg("-o")
+        .arg(png);
+    cmd
 }
 
 // ---- numerics: a graph whose embedding is not a unit vector --------------------------------------------
@@ -478,7 +427,7 @@ fn numerics_model(dir: &Path, name: &str, tail: &[(&str, &[&str])]) -> PathBuf {
         last = output;
     }
     assert_eq!(last, "embedding", "the tail must end in the embedding");
-    let mut contract = read_contract(&fixture()).unwrap();
+    let mut contract = read_contract(&tiny_model()).unwrap();
     contract.embedding.dim = 3;
     contract.model_id = format!("vb-numerics-{name}");
     let model = ModelProto {
@@ -560,7 +509,7 @@ fn a_model_that_gives_an_all_zero_or_unnormalised_embedding_is_refused_with_its_
     // The raw channel means of a white image, (1 − mean[c]) / std[c]: a vector of norm about 4.2.
     let raw = numerics_model(dir.path(), "raw", &[("Identity", &["m"])]);
     let white = RgbImage::from_pixel(32, 32, image::Rgb([255, 255, 255]));
-    let c = read_contract(&fixture()).unwrap();
+    let c = read_contract(&tiny_model()).unwrap();
     let want = (0..3)
         .map(|i| ((1.0 - c.input.mean[i]) / c.input.std[i]).powi(2))
         .sum::<f32>()
@@ -576,7 +525,7 @@ fn a_model_that_gives_an_all_zero_or_unnormalised_embedding_is_refused_with_its_
 
 #[test]
 fn the_op_profile_times_every_node_of_the_plan_and_leaves_the_embedding_unchanged() {
-    let embedder = Embedder::load(&fixture()).unwrap();
+    let embedder = Embedder::load(&tiny_model()).unwrap();
     let (images, _) = golden();
     let before = embedder.embed_one(&images[0]).unwrap();
     let ops = embedder.profile_ops(&images[0], 3).unwrap();
@@ -602,17 +551,6 @@ fn the_op_profile_times_every_node_of_the_plan_and_leaves_the_embedding_unchange
     assert!(ops.iter().map(|o| o.ms_per_run).sum::<f64>() > 0.0);
     // Profiling runs the same plan: the next embedding is the same vector.
     assert_eq!(embedder.embed_one(&images[0]).unwrap(), before);
-}
-
-/// Runs `cmd` and fails the test with its stderr unless it succeeds.
-fn succeeded(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 #[test]
@@ -658,13 +596,7 @@ fn render_config_and_batch_take_a_models_settings_so_its_training_data_can_be_re
     };
     let with_model = batch(&["--model".as_ref(), old.as_os_str()]);
     let png = dir.path().join("t.png");
-    succeeded(
-        bin()
-            .args(["render", "text", "Where's the car", "--model"])
-            .arg(&old)
-            .arg("-o")
-            .arg(&png),
-    );
+    succeeded(&mut render_text("Where's the car", &old, &png));
     assert!(with_model == image::open(&png).unwrap().to_rgb8().into_raw());
     assert!(
         with_model != batch(&["--size".as_ref(), "32".as_ref()]),

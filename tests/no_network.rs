@@ -6,12 +6,12 @@
 //! Where strace is missing or cannot trace (e.g. under qemu-user), the test says so and checks nothing,
 //! unless VISUALBYTE_REQUIRE_STRACE=1: then that is a failure. scripts/test.sh installs strace and sets it
 //! for the native suite, so CI always checks.
-use std::path::{Path, PathBuf};
+#[path = "util.rs"]
+mod util;
+
 use std::process::Command;
 
-fn models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
-}
+use util::models;
 
 /// The network system calls of `program args…` and its threads and children, one per line; `None` when
 /// strace cannot run here.

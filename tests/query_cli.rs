@@ -4,34 +4,20 @@
 //! threshold decides "not in memory", and an index made by another model is refused.
 #[path = "onnx_meta.rs"]
 mod onnx_meta;
+#[path = "util.rs"]
+mod util;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use image::{Rgb, RgbImage};
 use serde_json::Value;
+use tempfile::TempDir;
+use util::{assert_mentions, bin, fails, ok, tiny_model};
 use visualbyte::index::{write_index, EmbeddingIndex, Entry, VectorType};
 use visualbyte::model::{read_contract, Embedder, CONTRACT_KEY};
 use visualbyte::query::{Engine, Modality, QueryError};
 use visualbyte::render::Renderer;
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny.onnx")
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_visualbyte"))
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A deterministic noise pattern per seed: pictures that differ everywhere.
 fn picture(seed: u32, w: u32, h: u32) -> RgbImage {
@@ -78,7 +64,7 @@ fn pictures(dir: &Path) -> Vec<(String, PathBuf)> {
 
 /// An index of the pictures, built through the library with model `model_id`.
 fn library_index(dir: &Path, pics: &[(String, PathBuf)], model_id: &str) -> PathBuf {
-    let embedder = Embedder::load(&fixture()).unwrap();
+    let embedder = Embedder::load(&tiny_model()).unwrap();
     let renderer = Renderer::new(embedder.renderer_settings().clone()).unwrap();
     let images: Vec<RgbImage> = pics
         .iter()
@@ -102,15 +88,37 @@ fn library_index(dir: &Path, pics: &[(String, PathBuf)], model_id: &str) -> Path
     path
 }
 
+/// A fresh folder with the six pictures and their index, made with the fixture model: (folder, pictures,
+/// index).
+fn memory() -> (TempDir, Vec<(String, PathBuf)>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let pics = pictures(dir.path());
+    let index = library_index(dir.path(), &pics, &model_id());
+    (dir, pics, index)
+}
+
+/// `visualbyte query --model MODEL --index INDEX EXTRA…`
+fn query(model: &Path, index: &Path, extra: &[&str]) -> Output {
+    bin()
+        .arg("query")
+        .arg("--model")
+        .arg(model)
+        .arg("--index")
+        .arg(index)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 fn engine(index: &Path) -> Result<Engine, QueryError> {
     Engine::new(
-        Embedder::load(&fixture()).unwrap(),
+        Embedder::load(&tiny_model()).unwrap(),
         EmbeddingIndex::open(index).unwrap(),
     )
 }
 
 fn model_id() -> String {
-    read_contract(&fixture()).unwrap().model_id
+    read_contract(&tiny_model()).unwrap().model_id
 }
 
 fn wav(path: &Path, seconds: f32, freq: f32) {
@@ -137,13 +145,11 @@ fn wav(path: &Path, seconds: f32, freq: f32) {
 
 #[test]
 fn every_remembered_picture_finds_itself_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let pics = pictures(dir.path());
-    let index = library_index(dir.path(), &pics, &model_id());
+    let (_dir, pics, index) = memory();
     let mut engine = engine(&index).unwrap();
     assert_eq!(
         engine.threshold(),
-        read_contract(&fixture()).unwrap().threshold
+        read_contract(&tiny_model()).unwrap().threshold
     );
     for (label, path) in &pics {
         let a = engine.ask_image(path).unwrap();
@@ -174,9 +180,7 @@ fn every_remembered_picture_finds_itself_first() {
 
 #[test]
 fn text_and_audio_questions_give_ranked_cosines_and_the_threshold_decides() {
-    let dir = tempfile::tempdir().unwrap();
-    let pics = pictures(dir.path());
-    let index = library_index(dir.path(), &pics, &model_id());
+    let (dir, _, index) = memory();
     let mut engine = engine(&index).unwrap();
     engine.set_top_k(10).unwrap();
     let a = engine.ask_text("tiger").unwrap();
@@ -217,43 +221,20 @@ fn an_index_made_by_another_model_is_refused() {
     let index = library_index(dir.path(), &pics, "vb-someone-else-32-20260101-deadbeef");
     let err = engine(&index).err().expect("a foreign index");
     let msg = err.to_string();
-    assert!(
-        msg.contains("vb-someone-else") && msg.contains(&model_id()),
-        "{msg}"
-    );
+    assert_mentions(&msg, &["vb-someone-else", &model_id()]);
     // The CLI says the same, and names both files.
-    let out = bin()
-        .args(["query", "--text", "tiger", "--model"])
-        .arg(fixture())
-        .arg("--index")
-        .arg(&index)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("cannot be searched with") && stderr.contains("vb-someone-else"),
-        "{stderr}"
-    );
+    let stderr = fails(query(&tiny_model(), &index, &["--text", "tiger"]));
+    assert_mentions(&stderr, &["cannot be searched with", "vb-someone-else"]);
 }
 
 #[test]
 fn query_cli_answers_in_words_and_in_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let pics = pictures(dir.path());
-    let index = library_index(dir.path(), &pics, &model_id());
-    let query = |extra: &[&str]| {
-        let mut c = bin();
-        c.arg("query")
-            .arg("--model")
-            .arg(fixture())
-            .arg("--index")
-            .arg(&index);
-        c.args(extra);
-        c.output().unwrap()
-    };
+    let (dir, pics, index) = memory();
+    let model = tiny_model();
+    let run = |extra: &[&str]| query(&model, &index, extra);
+    let stdout = |extra: &[&str]| ok(run(extra)).0;
     let (label, path) = &pics[3];
-    let out = stdout(&query(&["--image", path.to_str().unwrap(), "--json"]));
+    let out = stdout(&["--image", path.to_str().unwrap(), "--json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["modality"], "image");
     assert_eq!(v["label"], label.as_str());
@@ -262,7 +243,7 @@ fn query_cli_answers_in_words_and_in_json() {
     assert_eq!(v["not_in_memory"], false);
     assert_eq!(v["hits"].as_array().unwrap().len(), 5);
 
-    let out = stdout(&query(&["--image", path.to_str().unwrap(), "--top-k", "2"]));
+    let out = stdout(&["--image", path.to_str().unwrap(), "--top-k", "2"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("{label} (1.00)"), "{out}");
     assert!(
@@ -273,13 +254,13 @@ fn query_cli_answers_in_words_and_in_json() {
     assert!(lines[3].starts_with("image query: render"), "{out}");
     assert_eq!(lines.len(), 4, "{out}");
 
-    let out = stdout(&query(&["--text", "tiger", "--threshold", "1"]));
+    let out = stdout(&["--text", "tiger", "--threshold", "1"]);
     assert!(out.starts_with("not in memory (best: "), "{out}");
     assert!(out.lines().next().unwrap().ends_with("< 1.00)"), "{out}");
 
     let clip = dir.path().join("q.wav");
     wav(&clip, 0.8, 300.0);
-    let out = stdout(&query(&["--wav", clip.to_str().unwrap(), "--json"]));
+    let out = stdout(&["--wav", clip.to_str().unwrap(), "--json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["modality"], "audio");
 
@@ -290,7 +271,7 @@ fn query_cli_answers_in_words_and_in_json() {
         &["--text", "tiger", "--image", "x.png"],
         &["--text", ""],
     ] {
-        let out = query(bad);
+        let out = run(bad);
         assert!(!out.status.success(), "{bad:?} should fail");
         assert!(!out.stderr.is_empty());
     }
@@ -298,20 +279,11 @@ fn query_cli_answers_in_words_and_in_json() {
 
 #[test]
 fn query_refuses_a_model_for_another_renderer() {
-    let dir = tempfile::tempdir().unwrap();
-    let pics = pictures(dir.path());
-    let index = library_index(dir.path(), &pics, &model_id());
-    let mut c = read_contract(&fixture()).unwrap();
+    let (dir, _, index) = memory();
+    let mut c = read_contract(&tiny_model()).unwrap();
     c.renderer.version += 1;
     let model = dir.path().join("v2.onnx");
-    onnx_meta::rewrite(&fixture(), &model, &[(CONTRACT_KEY, &c.to_json())]);
-    let out = bin()
-        .args(["query", "--text", "tiger", "--model"])
-        .arg(&model)
-        .arg("--index")
-        .arg(&index)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("renderer version"));
+    onnx_meta::rewrite(&tiny_model(), &model, &[(CONTRACT_KEY, &c.to_json())]);
+    let stderr = fails(query(&model, &index, &["--text", "tiger"]));
+    assert!(stderr.contains("renderer version"), "{stderr}");
 }
