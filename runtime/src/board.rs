@@ -193,15 +193,21 @@ impl Board {
 
 /// Where `boards/NAME.toml` is looked for: `$VISUALBYTE_BOARDS`, `./boards`, next to the executable.
 pub fn boards_dirs() -> Vec<PathBuf> {
+    shipped_dirs("VISUALBYTE_BOARDS", "boards")
+}
+
+/// Where a folder shipped with the binary (`boards`, `models`) is looked for, in order: the folder
+/// `$env_var` names, `./folder`, and next to the executable (`<exe dir>/folder`, `<exe dir>/../folder`).
+pub fn shipped_dirs(env_var: &str, folder: &str) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(dir) = std::env::var_os("VISUALBYTE_BOARDS") {
+    if let Some(dir) = std::env::var_os(env_var) {
         dirs.push(PathBuf::from(dir));
     }
-    dirs.push(PathBuf::from("boards"));
+    dirs.push(PathBuf::from(folder));
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
-            dirs.push(dir.join("boards"));
-            dirs.push(dir.join("../boards"));
+            dirs.push(dir.join(folder));
+            dirs.push(dir.join(format!("../{folder}")));
         }
     }
     dirs

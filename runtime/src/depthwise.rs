@@ -12,10 +12,10 @@
 //! registers), which wastes no work on the padding columns.
 //!
 //! Any other convolution is left to tract.
+use tract_onnx::tract_core::as_op;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
-use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
 /// Depthwise 2-D convolution over `[N, C, H, W]` f32: stride 1, dilation 1, zero padding of `k / 2` on
 /// every side (`k` odd), one `k×k` filter and one bias per channel. Inputs: data, kernel `[C, 1, k, k]`,
@@ -29,29 +29,17 @@ pub struct PaddedDepthWise {
     k: usize,
 }
 
-impl Op for PaddedDepthWise {
-    fn name(&self) -> StaticName {
-        "PaddedDepthWise".into()
-    }
+plan_op!(PaddedDepthWise);
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
+impl PaddedDepthWise {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
             "{}×{} kernel over {} planes of {}×{}",
             self.k, self.k, self.channels, self.h, self.w
-        )])
+        )]
     }
 
-    fn validation(&self) -> Validation {
-        Validation::Rounding
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for PaddedDepthWise {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let (data, kernel, bias) = args_3!(inputs);
         let (n, c, h, w, k) = (self.batch, self.channels, self.h, self.w, self.k);
         anyhow::ensure!(
@@ -349,34 +337,14 @@ unsafe fn depthwise_16_channels(
     for g in 0..c / 16 {
         let ch = g * 16;
         // The 16 planes, channels-last, into the padded buffer (the border stays zero).
-        let mut q = 0;
-        while q < plane {
-            let n = (plane - q).min(16);
-            let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
-            let mut r: [__m512; 16] = std::array::from_fn(|i| {
-                _mm512_maskz_loadu_ps(mask, data.as_ptr().add((ch + i) * plane + q))
-            });
-            transpose_16x16(&mut r);
-            for (j, v) in r.iter().enumerate().take(n) {
-                let (y, x) = ((q + j) / w, (q + j) % w);
-                _mm512_storeu_ps(xt.as_mut_ptr().add(((y + p) * wp + x + p) * 16), *v);
-            }
-            q += n;
-        }
+        columns_16(data, ch, plane, |i, v| {
+            let (y, x) = (i / w, i % w);
+            _mm512_storeu_ps(xt.as_mut_ptr().add(((y + p) * wp + x + p) * 16), v);
+        });
         // The taps, channels-last: wt[tap] holds the 16 channels' weights.
-        let mut t0 = 0;
-        while t0 < taps {
-            let n = (taps - t0).min(16);
-            let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
-            let mut r: [__m512; 16] = std::array::from_fn(|i| {
-                _mm512_maskz_loadu_ps(mask, kernel.as_ptr().add((ch + i) * taps + t0))
-            });
-            transpose_16x16(&mut r);
-            for (j, v) in r.iter().enumerate().take(n) {
-                _mm512_storeu_ps(wt.as_mut_ptr().add((t0 + j) * 16), *v);
-            }
-            t0 += n;
-        }
+        columns_16(kernel, ch, taps, |t, v| {
+            _mm512_storeu_ps(wt.as_mut_ptr().add(t * 16), v)
+        });
         let b = if bias.len() == 1 {
             _mm512_set1_ps(bias[0])
         } else {
@@ -408,6 +376,35 @@ unsafe fn depthwise_16_channels(
     }
 }
 
+/// Rows `ch..ch + 16` of `src` (rows of `len` values) read 16 values at a time and transposed:
+/// `put(j, v)` gets column `j` of the 16 rows in one register (lane `i` from row `ch + i`). The planes
+/// and the taps of [`depthwise_16_channels`] both go channels-last this way.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn columns_16(
+    src: &[f32],
+    ch: usize,
+    len: usize,
+    mut put: impl FnMut(usize, std::arch::x86_64::__m512),
+) {
+    use crate::pointwise::transpose_16x16;
+    use std::arch::x86_64::*;
+    assert!(src.len() >= (ch + 16) * len);
+    let mut q = 0;
+    while q < len {
+        let n = (len - q).min(16);
+        let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
+        let mut r: [__m512; 16] = std::array::from_fn(|i| {
+            _mm512_maskz_loadu_ps(mask, src.as_ptr().add((ch + i) * len + q))
+        });
+        transpose_16x16(&mut r);
+        for (j, v) in r.iter().enumerate().take(n) {
+            put(q + j, *v);
+        }
+        q += n;
+    }
+}
+
 /// The block kernel for this CPU and a padded plane of `n` points (`h` rows at the padded stride):
 /// AVX-512 on x86_64 when present, else AVX2 + FMA, NEON on aarch64, plain Rust elsewhere.
 fn best_block(n: usize) -> Block {
@@ -436,7 +433,7 @@ fn best_block(n: usize) -> Block {
 fn avx2_block() -> Option<Block> {
     (std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
         .then_some(Block {
-            run: block_avx2,
+            run: block_avx2::<{ LANES / 8 }>,
             lanes: LANES,
         })
 }
@@ -524,36 +521,62 @@ unsafe fn block_plain(
     out[..LANES].copy_from_slice(&r);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block_avx2(
-    padded: &[f32],
-    taps: &[f32],
-    k: usize,
-    wp: usize,
-    base: usize,
-    b: f32,
-    out: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    debug_assert!(base + (k - 1) * (wp + 1) + LANES <= padded.len() && out.len() >= LANES);
-    let mut r = [_mm256_set1_ps(b); LANES / 8];
-    let src = padded.as_ptr().add(base);
-    for ky in 0..k {
-        let row = src.add(ky * wp);
-        for kx in 0..k {
-            let t = _mm256_set1_ps(*taps.get_unchecked(ky * k + kx));
-            let x = row.add(kx);
-            for (i, r) in r.iter_mut().enumerate() {
-                *r = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(8 * i)), t, *r);
+/// An x86_64 block kernel of `R` registers of `$width` f32 lanes (AVX2: 8, AVX-512: 16): the two differ
+/// only in the register width and the intrinsics, so one body serves both.
+macro_rules! x86_block {
+    ($name:ident, $features:literal, $width:literal, $set1:ident, $load:ident, $fmadd:ident, $store:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name<const R: usize>(
+            padded: &[f32],
+            taps: &[f32],
+            k: usize,
+            wp: usize,
+            base: usize,
+            b: f32,
+            out: &mut [f32],
+        ) {
+            use std::arch::x86_64::*;
+            let lanes = $width * R;
+            debug_assert!(base + (k - 1) * (wp + 1) + lanes <= padded.len() && out.len() >= lanes);
+            let mut r = [$set1(b); R];
+            let src = padded.as_ptr().add(base);
+            for ky in 0..k {
+                let row = src.add(ky * wp);
+                for kx in 0..k {
+                    let t = $set1(*taps.get_unchecked(ky * k + kx));
+                    let x = row.add(kx);
+                    for (i, r) in r.iter_mut().enumerate() {
+                        *r = $fmadd($load(x.add($width * i)), t, *r);
+                    }
+                }
+            }
+            let o = out.as_mut_ptr();
+            for (i, r) in r.iter().enumerate() {
+                $store(o.add($width * i), *r);
             }
         }
-    }
-    let o = out.as_mut_ptr();
-    for (i, r) in r.iter().enumerate() {
-        _mm256_storeu_ps(o.add(8 * i), *r);
-    }
+    };
 }
+
+x86_block!(
+    block_avx2,
+    "avx2,fma",
+    8,
+    _mm256_set1_ps,
+    _mm256_loadu_ps,
+    _mm256_fmadd_ps,
+    _mm256_storeu_ps
+);
+x86_block!(
+    block_avx512,
+    "avx512f",
+    16,
+    _mm512_set1_ps,
+    _mm512_loadu_ps,
+    _mm512_fmadd_ps,
+    _mm512_storeu_ps
+);
 
 /// The AVX-512 kernel for a padded plane of `n` points: blocks of `16·regs` points, with the fewest
 /// registers (≤ [`REGS_AVX512`]) that cover the plane in as few computed points as the most would.
@@ -578,37 +601,6 @@ fn avx512_block(n: usize) -> Block {
     Block {
         run: RUNS[regs - 1],
         lanes: 16 * regs,
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn block_avx512<const R: usize>(
-    padded: &[f32],
-    taps: &[f32],
-    k: usize,
-    wp: usize,
-    base: usize,
-    b: f32,
-    out: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    debug_assert!(base + (k - 1) * (wp + 1) + 16 * R <= padded.len() && out.len() >= 16 * R);
-    let mut r = [_mm512_set1_ps(b); R];
-    let src = padded.as_ptr().add(base);
-    for ky in 0..k {
-        let row = src.add(ky * wp);
-        for kx in 0..k {
-            let t = _mm512_set1_ps(*taps.get_unchecked(ky * k + kx));
-            let x = row.add(kx);
-            for (i, r) in r.iter_mut().enumerate() {
-                *r = _mm512_fmadd_ps(_mm512_loadu_ps(x.add(16 * i)), t, *r);
-            }
-        }
-    }
-    let o = out.as_mut_ptr();
-    for (i, r) in r.iter().enumerate() {
-        _mm512_storeu_ps(o.add(16 * i), *r);
     }
 }
 

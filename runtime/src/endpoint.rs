@@ -511,13 +511,16 @@ mod tests {
 
     #[test]
     fn three_utterances_in_silence_are_found_in_order_with_times() {
-        let mut audio = silence(0.5);
-        audio.extend(voice(0.8, 0.3));
-        audio.extend(silence(1.0));
-        audio.extend(voice(0.6, 0.3));
-        audio.extend(silence(1.0));
-        audio.extend(voice(1.0, 0.3));
-        audio.extend(silence(0.7));
+        let audio = [
+            silence(0.5),
+            voice(0.8, 0.3),
+            silence(1.0),
+            voice(0.6, 0.3),
+            silence(1.0),
+            voice(1.0, 0.3),
+            silence(0.7),
+        ]
+        .concat();
         let events = run(&EndpointConfig::default(), &audio, 333);
         let utts = utterances(&events);
         assert_eq!(utts.len(), 3, "{}", describe(&events));
@@ -539,8 +542,7 @@ mod tests {
 
     #[test]
     fn speech_at_the_first_sample_starts_at_zero() {
-        let mut audio = voice(0.7, 0.3);
-        audio.extend(silence(0.8));
+        let audio = [voice(0.7, 0.3), silence(0.8)].concat();
         let utts_events = run(&EndpointConfig::default(), &audio, 160);
         let utts = utterances(&utts_events);
         assert_eq!(utts.len(), 1);
@@ -554,8 +556,7 @@ mod tests {
 
     #[test]
     fn speech_running_to_the_end_of_the_stream_is_kept() {
-        let mut audio = silence(0.4);
-        audio.extend(voice(0.6, 0.3));
+        let audio = [silence(0.4), voice(0.6, 0.3)].concat();
         let events = run(&EndpointConfig::default(), &audio, 1000);
         assert_eq!(utterances(&events).len(), 1);
     }
@@ -563,12 +564,15 @@ mod tests {
     #[test]
     fn back_to_back_utterances_split_on_a_pause_longer_than_the_hangover() {
         let cfg = EndpointConfig::default();
-        let mut audio = voice(0.6, 0.3);
-        audio.extend(silence(0.6)); // > 400 ms hangover
-        audio.extend(voice(0.6, 0.3));
-        audio.extend(silence(0.15)); // < hangover: same utterance
-        audio.extend(voice(0.4, 0.3));
-        audio.extend(silence(0.6));
+        let audio = [
+            voice(0.6, 0.3),
+            silence(0.6), // > 400 ms hangover
+            voice(0.6, 0.3),
+            silence(0.15), // < hangover: same utterance
+            voice(0.4, 0.3),
+            silence(0.6),
+        ]
+        .concat();
         let events = run(&cfg, &audio, 512);
         let utts = utterances(&events);
         assert_eq!(utts.len(), 2, "{}", describe(&events));
@@ -601,9 +605,7 @@ mod tests {
 
     #[test]
     fn clicks_are_too_short_and_long_sounds_are_cut() {
-        let mut audio = silence(0.5);
-        audio.extend(voice(0.08, 0.4));
-        audio.extend(silence(1.0));
+        let audio = [silence(0.5), voice(0.08, 0.4), silence(1.0)].concat();
         let events = run(&EndpointConfig::default(), &audio, 160);
         assert!(utterances(&events).is_empty());
         assert!(
@@ -627,18 +629,18 @@ mod tests {
 
     #[test]
     fn quiet_speech_below_the_absolute_level_is_ignored() {
-        let mut audio = silence(0.3);
-        audio.extend(voice(0.8, 0.001)); // about -66 dBFS
-        audio.extend(silence(0.5));
+        let audio = [
+            silence(0.3),
+            voice(0.8, 0.001), // about -66 dBFS
+            silence(0.5),
+        ]
+        .concat();
         assert!(run(&EndpointConfig::default(), &audio, 160).is_empty());
     }
 
     #[test]
     fn chunking_does_not_change_the_result() {
-        let mut audio = silence(0.3);
-        audio.extend(voice(0.7, 0.2));
-        audio.extend(silence(0.6));
-        audio.extend(voice(0.5, 0.2));
+        let audio = [silence(0.3), voice(0.7, 0.2), silence(0.6), voice(0.5, 0.2)].concat();
         let a = run(&EndpointConfig::default(), &audio, 7);
         let b = run(&EndpointConfig::default(), &audio, 4096);
         assert_eq!(a, b);

@@ -6,31 +6,23 @@
 //! 1.6 ms with tract at opt-level `s` (BENCHMARKS.md). [`FastGelu`] computes the same formula with the
 //! 16th power as four squarings, in a loop the compiler vectorises whatever tract's opt-level (AVX2 + FMA
 //! chosen at run time on x86_64): 0.43 ms. [`replace_gelu`] swaps every f32 `GeluExact` node for it.
+use tract_onnx::tract_core::as_op;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::GeluExact;
-use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
 /// `0.5·x·(1 + erf(x/√2))` on f32, erf by Abramowitz–Stegun 7.1.28 (max error 3e-7), as tract's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FastGelu;
 
-impl Op for FastGelu {
-    fn name(&self) -> StaticName {
-        "FastGelu".into()
+plan_op!(FastGelu);
+
+impl FastGelu {
+    fn describe(&self) -> Vec<String> {
+        Vec::new()
     }
 
-    fn validation(&self) -> Validation {
-        Validation::Rounding
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for FastGelu {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
         let mut t = input.into_tensor();
         {

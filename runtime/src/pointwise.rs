@@ -14,12 +14,12 @@
 //! [`FastGelu`](crate::gelu::FastGelu)), and the GELU node goes.
 //!
 //! Any other convolution is left to tract.
+use tract_onnx::tract_core::as_op;
 use tract_onnx::tract_core::axes::AxesMapping;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::{Add, Mul};
-use tract_onnx::tract_core::{as_op, op_as_typed_op, op_out_of_plan};
 
 /// Output channels per weight panel (and per tile).
 pub const MR: usize = 16;
@@ -153,32 +153,20 @@ impl PartialEq for PackedWeights {
 
 impl Eq for PackedWeights {}
 
-impl Op for Pointwise {
-    fn name(&self) -> StaticName {
-        "Pointwise".into()
-    }
+plan_op!(Pointwise);
 
-    fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
+impl Pointwise {
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
             "{}→{} channels over {} points{}",
             self.cin,
             self.cout,
             self.points,
             if self.gelu { ", then GELU" } else { "" }
-        )])
+        )]
     }
 
-    fn validation(&self) -> Validation {
-        Validation::Rounding
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for Pointwise {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let data = args_1!(inputs);
         let hw = self.points;
         anyhow::ensure!(
@@ -667,10 +655,10 @@ macro_rules! by_cols {
     };
 }
 
-/// An AVX2 + FMA tile kernel for panels of `$t`: `$name` picks the instantiation of `$name_n` for the
-/// column count; `|$p| $load` turns a pointer to 8 panel values into 8 f32 lanes.
-macro_rules! avx2_tile {
-    ($name:ident, $name_n:ident, $t:ty, $features:literal, |$p:ident| $load:expr) => {
+/// The [`TileFn`] of an x86_64 tile kernel: `$name` runs the instantiation of `$name_n` for the column
+/// count, one per count in `[..]` (AVX2 and AVX-512 differ only in the counts).
+macro_rules! x86_tile_entry {
+    ($name:ident, $name_n:ident, $t:ty, [$($n:literal),+]) => {
         #[cfg(target_arch = "x86_64")]
         #[allow(clippy::too_many_arguments)]
         unsafe fn $name(
@@ -683,13 +671,16 @@ macro_rules! avx2_tile {
             out: &mut [f32],
             stride: usize,
         ) {
-            by_cols!(
-                [6, 5, 4, 3, 2, 1],
-                $name_n,
-                cols,
-                (panel, x, hw, cin, e, out, stride)
-            )
+            by_cols!([$($n),+], $name_n, cols, (panel, x, hw, cin, e, out, stride))
         }
+    };
+}
+
+/// An AVX2 + FMA tile kernel for panels of `$t`: `$name` picks the instantiation of `$name_n` for the
+/// column count; `|$p| $load` turns a pointer to 8 panel values into 8 f32 lanes.
+macro_rules! avx2_tile {
+    ($name:ident, $name_n:ident, $t:ty, $features:literal, |$p:ident| $load:expr) => {
+        x86_tile_entry!($name, $name_n, $t, [6, 5, 4, 3, 2, 1]);
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
@@ -739,25 +730,7 @@ macro_rules! avx2_tile {
 /// in registers (the same two roundings as [`store`]); the 16 × N block is then written transposed.
 macro_rules! avx512_tile {
     ($name:ident, $name_n:ident, $t:ty, |$p:ident| $load:expr) => {
-        #[cfg(target_arch = "x86_64")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(
-            panel: &[$t],
-            x: &[f32],
-            hw: usize,
-            cin: usize,
-            cols: usize,
-            e: Epilogue,
-            out: &mut [f32],
-            stride: usize,
-        ) {
-            by_cols!(
-                [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1],
-                $name_n,
-                cols,
-                (panel, x, hw, cin, e, out, stride)
-            )
-        }
+        x86_tile_entry!($name, $name_n, $t, [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]

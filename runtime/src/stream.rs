@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Arc;
 
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Indexing, Resampler};
+use rubato::{Fft, Indexing, Resampler};
 use thiserror::Error;
+
+use crate::render::audio::{fft_resampler, next_pass_rate};
 
 /// Largest channel count accepted from a device or a file.
 pub const MAX_CHANNELS: u16 = 64;
@@ -236,10 +238,9 @@ impl Converter {
             channels: 1,
         }
         .validate()?;
-        let factor = u64::from(format.rate).div_ceil(u64::from(out_rate) * 4);
-        if factor > 1 {
+        let mid = next_pass_rate(format.rate, out_rate);
+        if mid != out_rate {
             // A first pass to a multiple of the output rate at most 4:1 below, then the rest.
-            let mid = out_rate.saturating_mul(factor as u32);
             let next = Converter::new(
                 StreamFormat {
                     rate: mid,
@@ -258,18 +259,12 @@ impl Converter {
         let (resampler, delay) = if format.rate == out_rate {
             (None, 0)
         } else {
-            let r = Fft::<f32>::new(
-                format.rate as usize,
-                out_rate as usize,
-                1024,
-                1,
-                FixedSync::Input,
-            )
-            .map_err(|e| StreamError::Resample {
-                from: format.rate,
-                to: out_rate,
-                reason: e.to_string(),
-            })?;
+            let r =
+                fft_resampler(format.rate, out_rate).map_err(|reason| StreamError::Resample {
+                    from: format.rate,
+                    to: out_rate,
+                    reason,
+                })?;
             let delay = r.output_delay();
             (Some(r), delay)
         };
@@ -431,6 +426,7 @@ impl Converter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::audio::signal::{rms, zero_crossings};
 
     #[test]
     fn ring_keeps_order_across_wraparound() {
@@ -527,13 +523,10 @@ mod tests {
             conv.flush(&mut out).unwrap();
             assert_eq!(out.len(), 16_000, "{rate} Hz {channels} ch");
             let mid = &out[4000..12000];
-            let crossings = mid
-                .windows(2)
-                .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
-                .count();
+            let crossings = zero_crossings(mid);
             assert!((crossings as i64 - 440).abs() <= 2, "{rate}: {crossings}");
             let expected_rms = 0.5 / channels as f32 / 2f32.sqrt();
-            let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+            let rms = rms(mid);
             assert!((rms - expected_rms).abs() < 0.01, "{rate}: {rms}");
         }
     }
@@ -557,7 +550,7 @@ mod tests {
                 out.len()
             );
             let mid = &out[4000..12000];
-            let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+            let rms = rms(mid);
             let expected_rms = 0.5 / 2.0 / 2f32.sqrt();
             assert!(
                 (rms - expected_rms).abs() < 0.01,

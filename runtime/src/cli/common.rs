@@ -1,7 +1,14 @@
 //! What every subcommand shares: logging and where the default model and index live.
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tempfile::NamedTempFile;
+use visualbyte::index::EmbeddingIndex;
+use visualbyte::model::Embedder;
+use visualbyte::query::Engine;
 
 /// Logging through env_logger: RUST_LOG wins; otherwise warnings, or more with -v / -vv.
 pub fn init_logging(verbose: u8) {
@@ -23,17 +30,7 @@ pub const DEFAULT_INDEX: &str = "memory.vbi";
 /// Where to look for the shipped `models/` folder: `$VISUALBYTE_MODELS`, `./models`, next to the
 /// executable (`<exe dir>/models`, `<exe dir>/../models`), and the source checkout it was built from.
 pub fn models_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(dir) = std::env::var_os("VISUALBYTE_MODELS") {
-        dirs.push(PathBuf::from(dir));
-    }
-    dirs.push(PathBuf::from("models"));
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            dirs.push(dir.join("models"));
-            dirs.push(dir.join("../models"));
-        }
-    }
+    let mut dirs = visualbyte::board::shipped_dirs("VISUALBYTE_MODELS", "models");
     dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
     dirs
 }
@@ -78,4 +75,43 @@ impl ThreadsArg {
         log::info!("inference threads: {n}");
         Ok(n)
     }
+}
+
+/// A progress bar of `len` steps on stderr, `message` before it; hidden with --quiet.
+pub fn progress_bar(len: usize, quiet: bool, message: &'static str) -> anyhow::Result<ProgressBar> {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len as u64)
+    };
+    bar.set_style(ProgressStyle::with_template(
+        "{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
+    )?);
+    bar.set_message(message);
+    Ok(bar)
+}
+
+/// A buffered temporary file in `out`'s folder, to be renamed over `out` once complete (an interrupted
+/// run leaves no short file behind).
+pub fn temp_writer(out: &Path) -> anyhow::Result<BufWriter<NamedTempFile>> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    Ok(BufWriter::new(tmp))
+}
+
+/// Loads the model and the index and pairs them (refused when the index was built by another model).
+pub fn open_engine(model: &Path, index: &Path) -> anyhow::Result<Engine> {
+    let embedder = Embedder::load(model)?;
+    let memory = EmbeddingIndex::open(index)?;
+    Engine::new(embedder, memory).with_context(|| {
+        format!(
+            "{} cannot be searched with {}",
+            index.display(),
+            model.display()
+        )
+    })
 }

@@ -4,16 +4,15 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 use visualbyte::board::Board;
 use visualbyte::demo::{Demo, DemoOptions};
-use visualbyte::index::EmbeddingIndex;
-use visualbyte::model::Embedder;
-use visualbyte::query::{Engine, DEFAULT_TOP_K};
+use visualbyte::query::DEFAULT_TOP_K;
 use visualbyte::source::{NoAudio, Pace, PcmSource, Source, SourceSpec, WavSource};
 
-use super::common::{models_dirs, resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
+use super::common::{
+    models_dirs, open_engine, resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL,
+};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -115,49 +114,21 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|b| b.endpoint.clone())
         .unwrap_or_default();
-    if let Some(v) = args.pre_roll_ms {
-        endpoint.pre_roll_ms = v;
-    }
-    if let Some(v) = args.hangover_ms {
-        endpoint.hangover_ms = v;
-    }
-    if let Some(v) = args.min_utterance_ms {
-        endpoint.min_utterance_ms = v;
-    }
-    if let Some(v) = args.max_utterance_ms {
-        endpoint.max_utterance_ms = v;
-    }
-    if let Some(v) = args.start_margin_db {
-        endpoint.start_margin_db = v;
-    }
-    if let Some(v) = args.min_level_db {
-        endpoint.min_level_db = v;
-    }
+    // Each endpointing flag given overrides the board's value (or the default).
+    endpoint.pre_roll_ms = args.pre_roll_ms.unwrap_or(endpoint.pre_roll_ms);
+    endpoint.hangover_ms = args.hangover_ms.unwrap_or(endpoint.hangover_ms);
+    endpoint.min_utterance_ms = args.min_utterance_ms.unwrap_or(endpoint.min_utterance_ms);
+    endpoint.max_utterance_ms = args.max_utterance_ms.unwrap_or(endpoint.max_utterance_ms);
+    endpoint.start_margin_db = args.start_margin_db.unwrap_or(endpoint.start_margin_db);
+    endpoint.min_level_db = args.min_level_db.unwrap_or(endpoint.min_level_db);
     endpoint.validate()?;
 
-    let model = resolve_default(
-        args.model
-            .clone()
-            .or_else(|| board.as_ref().and_then(|b| b.model.clone())),
-        DEFAULT_MODEL,
-        "model",
-    )?;
-    let index = resolve_default(
-        args.index
-            .clone()
-            .or_else(|| board.as_ref().and_then(|b| b.index.clone())),
-        DEFAULT_INDEX,
-        "index",
-    )?;
-    let embedder = Embedder::load(&model)?;
-    let memory = EmbeddingIndex::open(&index)?;
-    let mut engine = Engine::new(embedder, memory).with_context(|| {
-        format!(
-            "{} cannot be searched with {}",
-            index.display(),
-            model.display()
-        )
-    })?;
+    // The flag, else the board's, else the shipped default.
+    let model = args.model.clone().or_else(|| board.as_ref()?.model.clone());
+    let model = resolve_default(model, DEFAULT_MODEL, "model")?;
+    let index = args.index.clone().or_else(|| board.as_ref()?.index.clone());
+    let index = resolve_default(index, DEFAULT_INDEX, "index")?;
+    let mut engine = open_engine(&model, &index)?;
     engine.set_top_k(
         args.top_k
             .map(|k| k as usize)
@@ -281,44 +252,43 @@ fn default_source(args: &DemoArgs, board: Option<&Board>) -> anyhow::Result<Box<
     Ok(Box::new(source))
 }
 
-#[cfg(feature = "mic")]
+/// The microphone `name`, else --device, else the board's; with `wait_for_it`, one that is not ready yet
+/// is waited for. A build without the `mic` feature has none: the error says so.
 fn open_mic(
     name: Option<String>,
     args: &DemoArgs,
     board: Option<&Board>,
     wait_for_it: bool,
 ) -> anyhow::Result<Box<dyn Source>> {
-    use visualbyte::capture::MicSource;
-    let audio = board.map(|b| b.audio.clone()).unwrap_or_default();
-    let device = name.or_else(|| args.device.clone()).or(audio.device);
-    let rate = args.rate.or(audio.rate);
-    match MicSource::open(device.clone(), rate, audio.ring_seconds) {
-        Ok(mic) => Ok(Box::new(mic)),
-        Err(e) if wait_for_it && e.fault == visualbyte::source::Fault::Retry => {
-            eprintln!("microphone not ready ({e}); waiting for it");
-            Ok(Box::new(WaitingMic {
-                device,
-                rate,
-                ring_seconds: audio.ring_seconds,
-                mic: None,
-                reason: e.message,
-            }))
+    #[cfg(not(feature = "mic"))]
+    {
+        let _ = (name, args, board);
+        if wait_for_it {
+            anyhow::bail!("this build has no microphone support; {MIC_HELP}");
         }
-        Err(e) => Err(anyhow::anyhow!(e.message)),
+        anyhow::bail!("this build has no microphone support")
     }
-}
-
-#[cfg(not(feature = "mic"))]
-fn open_mic(
-    _name: Option<String>,
-    _args: &DemoArgs,
-    _board: Option<&Board>,
-    wait_for_it: bool,
-) -> anyhow::Result<Box<dyn Source>> {
-    if wait_for_it {
-        anyhow::bail!("this build has no microphone support; {MIC_HELP}");
+    #[cfg(feature = "mic")]
+    {
+        use visualbyte::capture::MicSource;
+        let audio = board.map(|b| b.audio.clone()).unwrap_or_default();
+        let device = name.or_else(|| args.device.clone()).or(audio.device);
+        let rate = args.rate.or(audio.rate);
+        match MicSource::open(device.clone(), rate, audio.ring_seconds) {
+            Ok(mic) => Ok(Box::new(mic)),
+            Err(e) if wait_for_it && e.fault == visualbyte::source::Fault::Retry => {
+                eprintln!("microphone not ready ({e}); waiting for it");
+                Ok(Box::new(WaitingMic {
+                    device,
+                    rate,
+                    ring_seconds: audio.ring_seconds,
+                    mic: None,
+                    reason: e.message,
+                }))
+            }
+            Err(e) => Err(anyhow::anyhow!(e.message)),
+        }
     }
-    anyhow::bail!("this build has no microphone support")
 }
 
 /// A microphone asked for but not there yet: reports a retryable fault until it opens.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use visualbyte::index::build::{
     collect_add_items, collect_build_items, count_labels, embed_all, embed_labels,
@@ -57,15 +57,8 @@ pub struct BuildArgs {
     /// How to store the vectors: f32 (exact), f16 (half the size) or i8 (a quarter of the size).
     #[arg(long, value_name = "TYPE", default_value = "f32")]
     pub vectors: VectorType,
-    /// Pictures embedded per model run. 1 (the default) was the fastest per picture on the machines
-    /// measured (BENCHMARKS.md: 6.3–6.8 ms alone, 8.2–9.5 ms each in runs of 16); more may pay on others.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub batch: u32,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
     #[command(flatten)]
-    threads: ThreadsArg,
+    pub embedding: EmbeddingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +75,13 @@ pub struct AddArgs {
     /// built the index.
     #[arg(long, value_name = "MODEL")]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub embedding: EmbeddingArgs,
+}
+
+/// How `index build` and `index add` embed their pictures.
+#[derive(Debug, Args)]
+pub struct EmbeddingArgs {
     /// Pictures embedded per model run. 1 (the default) was the fastest per picture on the machines
     /// measured (BENCHMARKS.md: 6.3–6.8 ms alone, 8.2–9.5 ms each in runs of 16); more may pay on others.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -135,38 +135,24 @@ impl Progress for Bar {
     }
 }
 
-/// [`embed_all`] with a progress bar on stderr (none with --quiet), cleared when it is done.
-fn embed_with_progress(
-    items: &[(PathBuf, String)],
-    index_path: &Path,
-    model: &mut Embedder,
-    renderer: &Renderer,
-    batch: u32,
-    quiet: bool,
-    skipped: &mut Skipped,
-) -> anyhow::Result<Embedded> {
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(items.len() as u64)
-    };
-    bar.set_style(ProgressStyle::with_template(
-        "{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
-    )?);
-    bar.set_message("embedding");
-    let render = |p: &Path| renderer.image_file(p).map_err(anyhow::Error::from);
-    let mut bar = Bar(bar);
-    let embedded = embed_all(
-        items,
-        index_path,
-        model,
-        render,
-        batch as usize,
-        &mut bar,
-        skipped,
-    )?;
-    bar.0.finish_and_clear();
-    Ok(embedded)
+impl EmbeddingArgs {
+    /// [`embed_all`] with a progress bar on stderr (none with --quiet), cleared when it is done.
+    fn embed(
+        &self,
+        items: &[(PathBuf, String)],
+        index_path: &Path,
+        model: &mut Embedder,
+        renderer: &Renderer,
+        skipped: &mut Skipped,
+    ) -> anyhow::Result<Embedded> {
+        let bar = common::progress_bar(items.len(), self.quiet, "embedding")?;
+        let render = |p: &Path| renderer.image_file(p).map_err(anyhow::Error::from);
+        let mut bar = Bar(bar);
+        let batch = self.batch as usize;
+        let embedded = embed_all(items, index_path, model, render, batch, &mut bar, skipped)?;
+        bar.0.finish_and_clear();
+        Ok(embedded)
+    }
 }
 
 /// Everything left out, on stderr at the end so nothing is lost silently.
@@ -186,7 +172,7 @@ fn default_out() -> PathBuf {
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<()> {
-    args.threads.apply(1)?;
+    args.embedding.threads.apply(1)?;
     let out = args.out.clone().unwrap_or_else(default_out);
     let mut skipped = Skipped::default();
     let items = collect_build_items(&args.dir, args.labels.as_deref(), &mut skipped)?;
@@ -195,15 +181,9 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let embedded = embed_with_progress(
-        &items,
-        &out,
-        &mut model,
-        &renderer,
-        args.batch,
-        args.quiet,
-        &mut skipped,
-    )?;
+    let embedded = args
+        .embedding
+        .embed(&items, &out, &mut model, &renderer, &mut skipped)?;
     if embedded.entries.is_empty() {
         bail!(
             "none of the {} pictures under {} could be read; nothing was written",
@@ -241,7 +221,7 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
 }
 
 fn add(args: AddArgs) -> anyhow::Result<()> {
-    args.threads.apply(1)?;
+    args.embedding.threads.apply(1)?;
     let label = args.label.trim().to_string();
     if label.is_empty() {
         bail!("--label is empty: name what the pictures show, e.g. --label tiger");
@@ -259,15 +239,9 @@ fn add(args: AddArgs) -> anyhow::Result<()> {
         report(&skipped);
         bail!("nothing to add to {}", args.index.display());
     }
-    let embedded = embed_with_progress(
-        &fresh,
-        &args.index,
-        &mut model,
-        &renderer,
-        args.batch,
-        args.quiet,
-        &mut skipped,
-    )?;
+    let embedded =
+        args.embedding
+            .embed(&fresh, &args.index, &mut model, &renderer, &mut skipped)?;
     if embedded.entries.is_empty() {
         report(&skipped);
         bail!(

@@ -1,5 +1,5 @@
 //! `visualbyte info`: a model's contract; `visualbyte embed`: rendered images → embeddings (raw files).
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -8,7 +8,7 @@ use clap::Args;
 use image::RgbImage;
 use visualbyte::model::{read_contract, Contract, Embedder};
 
-use super::common::{resolve_default, ThreadsArg, DEFAULT_MODEL};
+use super::common::{resolve_default, temp_writer, ThreadsArg, DEFAULT_MODEL};
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
@@ -154,14 +154,7 @@ pub fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         );
     }
     let n = (len / image_bytes as u64) as usize;
-    let dir = args
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    let mut writer = BufWriter::new(tmp);
+    let mut writer = temp_writer(&args.out)?;
     let mut reader = std::io::BufReader::new(file);
     // A few dozen images at a time: memory stays small however many images there are.
     let chunk = 64;

@@ -2,13 +2,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::{ArgGroup, Args};
-use visualbyte::index::{EmbeddingIndex, Match, Matched};
-use visualbyte::model::Embedder;
-use visualbyte::query::{Answer, Engine, DEFAULT_TOP_K};
+use visualbyte::index::{Match, Matched};
+use visualbyte::query::{Answer, DEFAULT_TOP_K};
 
-use super::common::{resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
+use super::common::{open_engine, resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
 use super::info::print_stdout;
 
 #[derive(Debug, Args)]
@@ -56,15 +54,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let model = resolve_default(args.model, DEFAULT_MODEL, "model")?;
     let index = resolve_default(args.index, DEFAULT_INDEX, "index")?;
     let start = Instant::now();
-    let embedder = Embedder::load(&model)?;
-    let index_file = EmbeddingIndex::open(&index)?;
-    let mut engine = Engine::new(embedder, index_file).with_context(|| {
-        format!(
-            "{} cannot be searched with {}",
-            index.display(),
-            model.display()
-        )
-    })?;
+    let mut engine = open_engine(&model, &index)?;
     log::info!(
         "loaded {} and {} in {:.0} ms",
         model.display(),
@@ -158,10 +148,12 @@ mod tests {
     use super::*;
     use visualbyte::query::{rank, AnswerHit, Modality, Timings};
 
+    /// A memory of `label`, found by its picture, stored as `/m/<label>.png`.
     fn hit(label: &str, score: f32) -> AnswerHit {
+        let path = format!("/m/{label}.png");
         AnswerHit {
             label: label.into(),
-            path: format!("/m/{label}.png"),
+            path,
             score,
             matched: Matched::Picture,
         }

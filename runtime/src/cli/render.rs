@@ -1,14 +1,15 @@
 //! `visualbyte render`: see what the model sees, or render training data through the device's renderer.
 use std::collections::HashMap;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use image::RgbImage;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use visualbyte::render::{Renderer, RendererSettings, TextRenderer};
+
+use super::common::{progress_bar, temp_writer};
 
 /// Input size used when neither --size nor a model says otherwise.
 pub const DEFAULT_SIZE: u32 = 96;
@@ -199,22 +200,8 @@ fn batch(
     let size = settings.size;
     let mut renderer = Renderer::new(settings)?;
     let mut fonts: HashMap<PathBuf, TextRenderer> = HashMap::new();
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    let mut writer = BufWriter::new(tmp);
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(items.len() as u64)
-    };
-    bar.set_style(ProgressStyle::with_template(
-        "{msg} {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
-    )?);
-    bar.set_message("rendering");
+    let mut writer = temp_writer(out)?;
+    let bar = progress_bar(items.len(), quiet, "rendering")?;
     let resolve = |p: &Path| {
         if p.is_absolute() {
             p.to_path_buf()

@@ -625,9 +625,9 @@ mod tests {
     fn csv_labels_follow_the_csv_and_count_unlisted_pictures() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        picture(&d.join("a.png"), [1, 2, 3]);
-        picture(&d.join("sub/b.png"), [1, 2, 3]);
-        picture(&d.join("c.png"), [1, 2, 3]);
+        for file in ["a.png", "sub/b.png", "c.png"] {
+            picture(&d.join(file), [1, 2, 3]);
+        }
         let csv = d.join("labels.csv");
         std::fs::write(
             &csv,

@@ -125,6 +125,14 @@ fn corrupt(section: Section, detail: impl Into<String>) -> IndexError {
     })
 }
 
+/// `what`, which starts at byte `at` of the metadata, does not end inside it.
+fn past_the_end(what: &str, at: usize) -> IndexError {
+    corrupt(
+        Section::Metadata,
+        format!("{what} at byte {at} runs past the section"),
+    )
+}
+
 fn too_large(detail: String, limit: u64) -> IndexError {
     format_err(FormatProblem::TooLarge { detail, limit })
 }
@@ -169,15 +177,16 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.take(n)?).ok()
     }
 
+    /// `u32`, with an error naming `what` when the section ends first.
+    fn u32_of(&mut self, what: &str) -> Result<u32, IndexError> {
+        let at = self.pos;
+        self.u32().ok_or_else(|| past_the_end(what, at))
+    }
+
     /// Like `string`, with an error that says what was wrong.
     fn field(&mut self, what: &str, max: usize) -> Result<&'a str, IndexError> {
         let at = self.pos;
-        let n = self.u32().ok_or_else(|| {
-            corrupt(
-                Section::Metadata,
-                format!("{what} at byte {at} runs past the section"),
-            )
-        })? as usize;
+        let n = self.u32_of(what)? as usize;
         if n == 0 {
             return Err(corrupt(
                 Section::Metadata,
@@ -190,12 +199,7 @@ impl<'a> Reader<'a> {
                 format!("{what} at byte {at} is {n} bytes, more than the {max}-byte limit"),
             ));
         }
-        let raw = self.take(n).ok_or_else(|| {
-            corrupt(
-                Section::Metadata,
-                format!("{what} at byte {at} runs past the section"),
-            )
-        })?;
+        let raw = self.take(n).ok_or_else(|| past_the_end(what, at))?;
         std::str::from_utf8(raw).map_err(|_| {
             corrupt(
                 Section::Metadata,
@@ -327,14 +331,7 @@ pub(crate) fn parse(bytes: &[u8], check_vectors: bool) -> Result<Layout, IndexEr
     let metadata_end = metadata_end as usize;
     let vectors_offset = vectors_offset as usize;
     let metadata = &bytes[HEADER_LEN..metadata_end];
-    let computed = crc32fast::hash(metadata);
-    if computed != raw.metadata_crc {
-        return Err(format_err(FormatProblem::Checksum {
-            section: Section::Metadata,
-            stored: raw.metadata_crc,
-            computed,
-        }));
-    }
+    check_crc(Section::Metadata, metadata, raw.metadata_crc)?;
     if bytes[metadata_end..vectors_offset].iter().any(|&b| b != 0) {
         return Err(corrupt(Section::Padding, "padding bytes are not zero"));
     }
@@ -417,13 +414,7 @@ fn read_label_vectors(
     dim: usize,
     metadata_end: usize,
 ) -> Result<(Vec<String>, Vec<f32>), IndexError> {
-    let at = r.pos;
-    let n = r.u32().ok_or_else(|| {
-        corrupt(
-            Section::Metadata,
-            format!("the label vector count at byte {at} runs past the section"),
-        )
-    })? as u64;
+    let n = u64::from(r.u32_of("the label vector count")?);
     // Each label vector takes its length prefix, one byte of label and dim values.
     let left = (metadata_end - r.pos) as u64;
     if n.saturating_mul(5 + 4 * dim as u64) > left {
@@ -476,11 +467,16 @@ pub(crate) fn verify_vectors(layout: &Layout, bytes: &[u8]) -> Result<(), IndexE
                 need: (layout.vectors_offset + layout.vectors_len) as u64,
             })
         })?;
-    let computed = crc32fast::hash(section);
-    if computed != layout.vectors_crc {
+    check_crc(Section::Vectors, section, layout.vectors_crc)
+}
+
+/// The CRC-32 of `bytes`, which hold `section`, against the one the header stores.
+fn check_crc(section: Section, bytes: &[u8], stored: u32) -> Result<(), IndexError> {
+    let computed = crc32fast::hash(bytes);
+    if computed != stored {
         return Err(format_err(FormatProblem::Checksum {
-            section: Section::Vectors,
-            stored: layout.vectors_crc,
+            section,
+            stored,
             computed,
         }));
     }

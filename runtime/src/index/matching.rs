@@ -5,7 +5,6 @@
 //! about a labelled memory then scores at least what text↔speech gives, whatever the picture branch knows
 //! about the photo, while a picture question still matches pictures.
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,36 +25,7 @@ pub enum Match {
     Both,
 }
 
-impl Match {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Match::Picture => "picture",
-            Match::Label => "label",
-            Match::Both => "both",
-        }
-    }
-}
-
-impl fmt::Display for Match {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Match {
-    type Err = IndexError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "picture" => Ok(Match::Picture),
-            "label" => Ok(Match::Label),
-            "both" => Ok(Match::Both),
-            _ => Err(IndexError::InvalidInput(format!(
-                "unknown match {s:?}; use picture, label or both"
-            ))),
-        }
-    }
-}
+named_values!(Match, "match", [Picture => "picture", Label => "label", Both => "both"]);
 
 /// Which of a memory's two vectors gave its score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

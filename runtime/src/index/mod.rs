@@ -64,6 +64,42 @@
 //!
 //! [`build`] finds the pictures of a folder and their labels and embeds them (and the labels) in
 //! batches: what `visualbyte index build` and `index add` write with the writers above.
+
+/// `as_str`, `Display` and `FromStr` for an enum of named values (`Variant => "name"`): parsing ignores
+/// case and surrounding space; any other string is an error that names `$what` and lists the names.
+macro_rules! named_values {
+    ($ty:ident, $what:literal, [$($variant:ident => $name:literal),+ $(,)?]) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = $crate::index::IndexError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err($crate::index::IndexError::InvalidInput(format!(
+                        "unknown {} {s:?}; use {}",
+                        $what,
+                        $crate::index::one_of(&[$($name),+])
+                    ))),
+                }
+            }
+        }
+    };
+}
+
 pub mod build;
 mod format;
 mod matching;
@@ -73,7 +109,6 @@ mod write;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -104,14 +139,6 @@ pub enum VectorType {
 impl VectorType {
     pub const ALL: [VectorType; 3] = [VectorType::F32, VectorType::F16, VectorType::I8];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VectorType::F32 => "f32",
-            VectorType::F16 => "f16",
-            VectorType::I8 => "i8",
-        }
-    }
-
     /// The code stored in the header.
     pub(crate) fn code(self) -> u8 {
         match self {
@@ -141,24 +168,14 @@ impl VectorType {
     }
 }
 
-impl fmt::Display for VectorType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+named_values!(VectorType, "vector type", [F32 => "f32", F16 => "f16", I8 => "i8"]);
 
-impl FromStr for VectorType {
-    type Err = IndexError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "f32" => Ok(VectorType::F32),
-            "f16" => Ok(VectorType::F16),
-            "i8" => Ok(VectorType::I8),
-            _ => Err(IndexError::InvalidInput(format!(
-                "unknown vector type {s:?}; use f32, f16 or i8"
-            ))),
-        }
+/// `a, b or c`: the names a parse error offers.
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [only] => (*only).to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     }
 }
 

@@ -137,39 +137,32 @@ fn f16_at(b: &[u8]) -> f32 {
 /// `row · q` for a row of little-endian f32 (`row.len() == 4 * q.len()`).
 #[inline(always)]
 fn dot_f32(row: &[u8], q: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let rows = row.chunks_exact(4 * LANES);
-    let qs = q.chunks_exact(LANES);
-    let (row_tail, q_tail) = (rows.remainder(), qs.remainder());
-    for (r, qq) in rows.zip(qs) {
-        for (a, (b, x)) in acc.iter_mut().zip(r.chunks_exact(4).zip(qq)) {
-            *a += f32_at(b) * x;
-        }
-    }
-    let tail: f32 = row_tail
-        .chunks_exact(4)
-        .zip(q_tail)
-        .map(|(b, x)| f32_at(b) * x)
-        .sum();
-    acc.iter().sum::<f32>() + tail
+    dot_le::<4>(row, q, f32_at)
 }
 
 /// `row · q` for a row of little-endian f16 (`row.len() == 2 * q.len()`).
 #[inline(always)]
 fn dot_f16(row: &[u8], q: &[f32]) -> f32 {
+    dot_le::<2>(row, q, f16_at)
+}
+
+/// `row · q` for a row of `B`-byte values that `at` reads, in chunks of [`LANES`] with one accumulator
+/// per lane (the shape that vectorises), then the tail.
+#[inline(always)]
+fn dot_le<const B: usize>(row: &[u8], q: &[f32], at: impl Fn(&[u8]) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
-    let rows = row.chunks_exact(2 * LANES);
+    let rows = row.chunks_exact(B * LANES);
     let qs = q.chunks_exact(LANES);
     let (row_tail, q_tail) = (rows.remainder(), qs.remainder());
     for (r, qq) in rows.zip(qs) {
-        for (a, (b, x)) in acc.iter_mut().zip(r.chunks_exact(2).zip(qq)) {
-            *a += f16_at(b) * x;
+        for (a, (b, x)) in acc.iter_mut().zip(r.chunks_exact(B).zip(qq)) {
+            *a += at(b) * x;
         }
     }
     let tail: f32 = row_tail
-        .chunks_exact(2)
+        .chunks_exact(B)
         .zip(q_tail)
-        .map(|(b, x)| f16_at(b) * x)
+        .map(|(b, x)| at(b) * x)
         .sum();
     acc.iter().sum::<f32>() + tail
 }
@@ -336,14 +329,19 @@ pub(crate) fn search(
     } else {
         QueryI16::unused()
     };
-    let query = Query {
-        f32: query,
-        i16: &query_i16,
+    let job = Scan {
+        layout,
+        section,
+        query: Query {
+            f32: query,
+            i16: &query_i16,
+        },
+        inv,
     };
     let threads = search_threads().min(count / MIN_PER_THREAD).max(1);
     if threads == 1 {
         let mut top = TopK::new(k);
-        scan(layout, section, query, inv, 0..count, &mut top);
+        scan(job, 0..count, &mut top);
         return Ok(top.into_hits());
     }
     let per = count.div_ceil(threads);
@@ -353,7 +351,7 @@ pub(crate) fn search(
                 let rows = t * per..((t + 1) * per).min(count);
                 s.spawn(move || {
                     let mut top = TopK::new(k);
-                    scan(layout, section, query, inv, rows, &mut top);
+                    scan(job, rows, &mut top);
                     top
                 })
             })
@@ -378,44 +376,45 @@ struct Query<'a> {
     i16: &'a QueryI16,
 }
 
-/// Scores rows `rows` of the vector section into `top`, with the best kernels this CPU has.
-fn scan(
-    layout: &Layout,
-    section: &[u8],
-    query: Query,
+/// What every slice of one search reads: the whole vector section, the query and `1 / |query|`.
+#[derive(Clone, Copy)]
+struct Scan<'a> {
+    layout: &'a Layout,
+    section: &'a [u8],
+    query: Query<'a>,
     inv: f32,
-    rows: std::ops::Range<usize>,
-    top: &mut TopK,
-) {
+}
+
+/// Scores rows `rows` of the vector section into `top`, with the best kernels this CPU has.
+fn scan(s: Scan, rows: std::ops::Range<usize>, top: &mut TopK) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        let vt = layout.header.vector_type;
+        let vt = s.layout.header.vector_type;
         if vt == VectorType::I8 {
             // SAFETY: the CPU has AVX2, checked just above.
-            unsafe { scan_i8_avx2(layout, section, query.i16, inv, rows, top) };
+            unsafe { scan_i8_avx2(s, rows, top) };
         } else if vt == VectorType::F16 && std::arch::is_x86_feature_detected!("f16c") {
             // SAFETY: the CPU has AVX2, FMA and F16C, checked just above.
-            unsafe { scan_f16_f16c(layout, section, query.f32, inv, rows, top) };
+            unsafe { scan_f16_f16c(s, rows, top) };
         } else {
             // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            unsafe { scan_avx2(layout, section, query, inv, rows, top) };
+            unsafe { scan_avx2(s, rows, top) };
         }
         return;
     }
-    scan_rows(layout, section, query, inv, rows, top);
+    scan_rows(s, rows, top);
 }
 
 /// The i8 rows `rows` with [`dot_i8_avx2`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn scan_i8_avx2(
-    layout: &Layout,
-    section: &[u8],
-    q: &QueryI16,
-    inv: f32,
-    rows: std::ops::Range<usize>,
-    top: &mut TopK,
-) {
+unsafe fn scan_i8_avx2(s: Scan, rows: std::ops::Range<usize>, top: &mut TopK) {
+    let Scan {
+        layout,
+        section,
+        query: Query { i16: q, .. },
+        inv,
+    } = s;
     let (dim, count) = (layout.header.dim, layout.header.count);
     let (scales, codes) = section.split_at(4 * count);
     let codes = &codes[..dim * count];
@@ -429,45 +428,29 @@ unsafe fn scan_i8_avx2(
 /// The f16 rows `rows` with [`dot_f16_f16c`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn scan_f16_f16c(
-    layout: &Layout,
-    section: &[u8],
-    query: &[f32],
-    inv: f32,
-    rows: std::ops::Range<usize>,
-    top: &mut TopK,
-) {
-    let dim = layout.header.dim;
-    let part = &section[2 * dim * rows.start..2 * dim * rows.end];
+unsafe fn scan_f16_f16c(s: Scan, rows: std::ops::Range<usize>, top: &mut TopK) {
+    let dim = s.layout.header.dim;
+    let part = &s.section[2 * dim * rows.start..2 * dim * rows.end];
     for (i, row) in part.chunks_exact(2 * dim).enumerate() {
-        top.offer(rows.start + i, dot_f16_f16c(row, query) * inv);
+        top.offer(rows.start + i, dot_f16_f16c(row, s.query.f32) * s.inv);
     }
 }
 
 /// [`scan_rows`] compiled for AVX2 + FMA (the kernels are inlined into it).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn scan_avx2(
-    layout: &Layout,
-    section: &[u8],
-    query: Query,
-    inv: f32,
-    rows: std::ops::Range<usize>,
-    top: &mut TopK,
-) {
-    scan_rows(layout, section, query, inv, rows, top);
+unsafe fn scan_avx2(s: Scan, rows: std::ops::Range<usize>, top: &mut TopK) {
+    scan_rows(s, rows, top);
 }
 
 #[inline(always)]
-fn scan_rows(
-    layout: &Layout,
-    section: &[u8],
-    query: Query,
-    inv: f32,
-    rows: std::ops::Range<usize>,
-    top: &mut TopK,
-) {
-    let Query { f32: query, i16: q } = query;
+fn scan_rows(s: Scan, rows: std::ops::Range<usize>, top: &mut TopK) {
+    let Scan {
+        layout,
+        section,
+        query: Query { f32: query, i16: q },
+        inv,
+    } = s;
     let dim = layout.header.dim;
     let count = layout.header.count;
     let first = rows.start;

@@ -143,22 +143,33 @@ pub fn resample_to(pcm: &Pcm, rate: u32) -> Result<Vec<f32>, RenderError> {
     let mut from = pcm.rate;
     let mut samples = std::borrow::Cow::Borrowed(&pcm.samples[..]);
     while from != rate {
-        // The next rate: `rate` itself, or the smallest multiple of it at most MAX_PASS_RATIO:1 below.
-        let factor = u64::from(from).div_ceil(u64::from(rate) * u64::from(MAX_PASS_RATIO));
-        let to = if from > rate && factor > 1 {
-            rate.saturating_mul(factor as u32)
-        } else {
-            rate
-        };
+        let to = next_pass_rate(from, rate);
         samples = std::borrow::Cow::Owned(resample_pass(&samples, from, to).map_err(err)?);
         from = to;
     }
     Ok(samples.into_owned())
 }
 
+/// Where a pass from `from` Hz towards `rate` goes: `rate` itself, or the smallest multiple of it at
+/// most [`MAX_PASS_RATIO`]:1 below `from` (the streaming [`Converter`](crate::stream::Converter) too).
+pub(crate) fn next_pass_rate(from: u32, rate: u32) -> u32 {
+    let factor = u64::from(from).div_ceil(u64::from(rate) * u64::from(MAX_PASS_RATIO));
+    if from > rate && factor > 1 {
+        rate.saturating_mul(factor as u32)
+    } else {
+        rate
+    }
+}
+
+/// rubato's FFT resampler for one mono pass, in chunks of 1024 input frames: the one [`resample_to`]
+/// and the streaming [`Converter`](crate::stream::Converter) both use.
+pub(crate) fn fft_resampler(from: u32, to: u32) -> Result<Fft<f32>, String> {
+    Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Input)
+        .map_err(|e| e.to_string())
+}
+
 fn resample_pass(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
-    let mut resampler = Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Input)
-        .map_err(|e| e.to_string())?;
+    let mut resampler = fft_resampler(from, to)?;
     let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| e.to_string())?;
     let out = resampler
         .process_all(&input, samples.len(), None)
@@ -166,9 +177,40 @@ fn resample_pass(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String
     Ok(out.take_data())
 }
 
+/// What the resampling tests (here and in `stream`) measure in their output.
+#[cfg(test)]
+pub(crate) mod signal {
+    /// Sign changes between consecutive samples: twice a pure tone's frequency, per second.
+    pub fn zero_crossings(x: &[f32]) -> usize {
+        x.windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count()
+    }
+
+    /// Root mean square.
+    pub fn rms(x: &[f32]) -> f32 {
+        (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::signal::{rms, zero_crossings};
     use super::*;
+
+    fn wav_spec(
+        channels: u16,
+        sample_rate: u32,
+        bits_per_sample: u16,
+        sample_format: hound::SampleFormat,
+    ) -> hound::WavSpec {
+        hound::WavSpec {
+            channels,
+            sample_rate,
+            bits_per_sample,
+            sample_format,
+        }
+    }
 
     fn wav_bytes(
         spec: hound::WavSpec,
@@ -185,13 +227,7 @@ mod tests {
 
     #[test]
     fn stereo_int16_is_mixed_to_mono() {
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let bytes = wav_bytes(spec, |w| {
+        let bytes = wav_bytes(wav_spec(2, 16_000, 16, hound::SampleFormat::Int), |w| {
             for _ in 0..10 {
                 w.write_sample(16384i16).unwrap();
                 w.write_sample(0i16).unwrap();
@@ -205,37 +241,21 @@ mod tests {
 
     #[test]
     fn float_and_24_bit_samples_decode() {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 22_050,
-            bits_per_sample: 32,
-            sample_format: hound::SampleFormat::Float,
-        };
-        let bytes = wav_bytes(spec, |w| {
+        let bytes = wav_bytes(wav_spec(1, 22_050, 32, hound::SampleFormat::Float), |w| {
             w.write_sample(0.5f32).unwrap();
             w.write_sample(f32::NAN).unwrap();
         });
         let pcm = decode_wav_bytes(&bytes, 30.0).unwrap();
         assert_eq!(pcm.samples, vec![0.5, 0.0]);
-        let spec24 = hound::WavSpec {
-            channels: 1,
-            sample_rate: 48_000,
-            bits_per_sample: 24,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let bytes = wav_bytes(spec24, |w| w.write_sample(-(1i32 << 23)).unwrap());
+        let bytes = wav_bytes(wav_spec(1, 48_000, 24, hound::SampleFormat::Int), |w| {
+            w.write_sample(-(1i32 << 23)).unwrap()
+        });
         assert_eq!(decode_wav_bytes(&bytes, 30.0).unwrap().samples, vec![-1.0]);
     }
 
     #[test]
     fn empty_and_garbage_files_are_clear_errors() {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let empty = wav_bytes(spec, |_| {});
+        let empty = wav_bytes(wav_spec(1, 16_000, 16, hound::SampleFormat::Int), |_| {});
         assert!(matches!(
             decode_wav_bytes(&empty, 30.0),
             Err(RenderError::EmptyAudio { .. })
@@ -249,13 +269,7 @@ mod tests {
 
     #[test]
     fn too_long_audio_is_refused_before_decoding() {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 1_000,
-            bits_per_sample: 8,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let bytes = wav_bytes(spec, |w| {
+        let bytes = wav_bytes(wav_spec(1, 1_000, 8, hound::SampleFormat::Int), |w| {
             for _ in 0..3_000 {
                 w.write_sample(0i8).unwrap();
             }
@@ -275,12 +289,9 @@ mod tests {
         assert!((out.len() as i64 - 16_000).abs() <= 2, "{}", out.len());
         // Count zero crossings in the steady middle: a 440 Hz tone crosses 880 times a second.
         let mid = &out[4000..12000];
-        let crossings = mid
-            .windows(2)
-            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
-            .count();
+        let crossings = zero_crossings(mid);
         assert!((crossings as i64 - 440).abs() <= 2, "{crossings}");
-        let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+        let rms = rms(mid);
         assert!((rms - 0.5 / 2f32.sqrt()).abs() < 0.01, "{rms}");
     }
 
@@ -314,7 +325,7 @@ mod tests {
                 out.len()
             );
             let mid = &out[out.len() / 5..out.len() * 4 / 5];
-            let rms = (mid.iter().map(|v| v * v).sum::<f32>() / mid.len() as f32).sqrt();
+            let rms = rms(mid);
             assert!(
                 (rms - 0.5 / 2f32.sqrt()).abs() < 0.02,
                 "{from} → {to}, {tone} Hz: rms {rms}"
