@@ -208,7 +208,7 @@ def cell(s: dict | None) -> str:
     return f"{s['median_ms']:.3f} ({s['p10_ms']:.3f}–{s['p90_ms']:.3f})"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -236,70 +236,71 @@ def main() -> None:
     ap.add_argument("--text", default="where is the tiger")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--json", type=Path, help="raw numbers (default: next to --out)")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def torch_net(model: Path, checkpoint: Path | None):
+    """The PyTorch module the ONNX file was exported from (same output), or None without the
+    checkpoint."""
     import onnx
-    import onnxruntime as ort
+
+    if not (checkpoint and checkpoint.exists()):
+        return None
+    sys.path.insert(0, str(ROOT / "export"))
+    from visualbyte_export.model import EmbeddingOnly, load_checkpoint_model
+
+    full, _ = load_checkpoint_model(checkpoint)
+    # The same output as the ONNX file (the projector embedding or the class posterior).
+    meta = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+    output = json.loads(meta.get("visualbyte.training", "{}")).get("output", "embedding")
+    return EmbeddingOnly(full, output).eval()
+
+
+def embedding_rounds(args, t: int, first_t: bool, x: np.ndarray, net) -> list[dict]:
+    """Alternating rounds at ``t`` threads: our bench, then onnxruntime, then PyTorch eager."""
     import torch
 
-    threads = [int(t) for t in args.threads.split(",")]
     runs = args.runs
-    res: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    versions = {"onnxruntime": ort.__version__, "torch": torch.__version__, "numpy": np.__version__}
-    import librosa
+    sess = ort_session(args.model, t)
+    name = sess.get_inputs()[0].name
+    rounds = []
+    # Alternating rounds: the VM's speed drifts by ±20 % within minutes, so one round of each
+    # side in turn can favour either; the ratio reported is the median of the rounds' ratios.
+    for r in range(args.rounds):
+        tag = f"threads {t}, round {r + 1}/{args.rounds}"
+        print(f"{tag}: VisualByte …", file=sys.stderr)
+        # The search and the operator profile are read from the first round only.
+        first = r == 0
+        vb = ours(args.bin, args.model, args.index, t, runs, first and first_t, first)
+        print(f"{tag}: onnxruntime …", file=sys.stderr)
+        ort_out = sess.run(None, {name: x})[0]
+        ort_s = timeit(lambda s=sess, n=name: s.run(None, {n: x}), runs)
+        torch_s, torch_diff = None, None
+        if net is not None:
+            print(f"{tag}: PyTorch …", file=sys.stderr)
+            torch.set_num_threads(t)
+            xt = torch.from_numpy(x)
+            with torch.inference_mode():
+                torch_diff = float(np.abs(net(xt).numpy() - ort_out).max())
+                torch_s = timeit(lambda a=xt: net(a), runs)
+        rounds.append(
+            {
+                "visualbyte": vb,
+                "onnxruntime": ort_s,
+                "torch": torch_s,
+                "torch_vs_ort_max_abs": torch_diff,
+            }
+        )
+    return rounds
 
-    versions["librosa"] = librosa.__version__
-    have_torchaudio = importlib.util.find_spec("torchaudio") is not None
-    have_faiss = importlib.util.find_spec("faiss") is not None
-    res["versions"] = versions
 
-    pixels = rendered_query(args.bin, args.model, args.text)
-    x = normalise(pixels)
-    net = None
-    if args.checkpoint and args.checkpoint.exists():
-        sys.path.insert(0, str(ROOT / "export"))
-        from visualbyte_export.model import EmbeddingOnly, load_checkpoint_model
-
-        full, _ = load_checkpoint_model(args.checkpoint)
-        # The same output as the ONNX file (the projector embedding or the class posterior).
-        meta = {p.key: p.value for p in onnx.load(str(args.model)).metadata_props}
-        output = json.loads(meta.get("visualbyte.training", "{}")).get("output", "embedding")
-        net = EmbeddingOnly(full, output).eval()
-
-    rows = []
-    round_notes: list[str] = []
+def compare_embedding(args, threads: list[int], x: np.ndarray, net, rows: list, notes: list):
+    """Embedding one image, per thread count: each thread count's first round (with every
+    round's embedding numbers); the median round's row for each peer goes to ``rows``, the
+    rounds' ratios to ``notes``."""
     per_threads = {}
     for t in threads:
-        sess = ort_session(args.model, t)
-        name = sess.get_inputs()[0].name
-        rounds = []
-        # Alternating rounds: the VM's speed drifts by ±20 % within minutes, so one round of each
-        # side in turn can favour either; the ratio reported is the median of the rounds' ratios.
-        for r in range(args.rounds):
-            tag = f"threads {t}, round {r + 1}/{args.rounds}"
-            print(f"{tag}: VisualByte …", file=sys.stderr)
-            # The search and the operator profile are read from the first round only.
-            first = r == 0
-            vb = ours(args.bin, args.model, args.index, t, runs, first and t == threads[0], first)
-            print(f"{tag}: onnxruntime …", file=sys.stderr)
-            ort_out = sess.run(None, {name: x})[0]
-            ort_s = timeit(lambda s=sess, n=name: s.run(None, {n: x}), runs)
-            torch_s, torch_diff = None, None
-            if net is not None:
-                print(f"{tag}: PyTorch …", file=sys.stderr)
-                torch.set_num_threads(t)
-                xt = torch.from_numpy(x)
-                with torch.inference_mode():
-                    torch_diff = float(np.abs(net(xt).numpy() - ort_out).max())
-                    torch_s = timeit(lambda a=xt: net(a), runs)
-            rounds.append(
-                {
-                    "visualbyte": vb,
-                    "onnxruntime": ort_s,
-                    "torch": torch_s,
-                    "torch_vs_ort_max_abs": torch_diff,
-                }
-            )
+        rounds = embedding_rounds(args, t, t == threads[0], x, net)
         per_threads[t] = dict(rounds[0])
         per_threads[t]["rounds"] = [
             {"visualbyte": rd["visualbyte"]["by_name"]["embed"]}
@@ -314,23 +315,19 @@ def main() -> None:
             e, p = pairs[mid]
             rows.append((f"embed 1 image, {t} thread(s)", "tract", e, peer, p))
             if len(rounds) > 1:
-                round_notes.append(
+                notes.append(
                     f"embedding vs {peer}, {t} thread(s), {len(rounds)} alternating rounds: "
                     + ", ".join(f"{q:.2f}×" for q in ratios)
                     + " (the table shows the median round)"
                 )
-    res["embedding"] = per_threads
-    t0 = threads[0]
-    print(f"threads {t0}: operator profiles …", file=sys.stderr)
-    ort_profile = ort_ops(args.model, x, t0, runs)
-    res["ops"] = {
-        "threads": t0,
-        "tract": per_threads[t0]["visualbyte"].get("ops", []),
-        "onnxruntime": ort_profile,
-    }
+    return per_threads
 
-    # Mel front end (single-threaded on both sides: librosa's STFT is numpy).
-    vb = per_threads[threads[0]]["visualbyte"]
+
+def compare_mel(vb: dict, runs: int, have_torchaudio: bool, rows: list) -> dict:
+    """Log-mel of 1 s and 2 s of speech: librosa (and torchaudio) beside our front end."""
+    import librosa
+    import torch
+
     sr = 16000
     y, _ = librosa.load(str(ROOT / "models/samples/tiger.wav"), sr=sr)
     ref = reference_log_mel()
@@ -373,9 +370,12 @@ def main() -> None:
                     ta_s,
                 )
             )
-    res["mel"] = mel
+    return mel
 
-    # Search: exact top-10 over 100k random 512-d unit vectors.
+
+def compare_search(vb: dict, runs: int, have_faiss: bool, rows: list) -> dict:
+    """Exact top-10 over 100k random unit vectors of the model's size: numpy (and faiss) beside
+    our scan."""
     rng = np.random.default_rng(7)
     n, d = 100_000, vb["dim"]
     vecs = rng.uniform(-1, 1, (n, d)).astype(np.float32)
@@ -432,26 +432,19 @@ def main() -> None:
                 fs,
             )
         )
-    res["search"] = search
-    res["visualbyte_recall"] = vb.get("recall")
+    return search
 
-    # The Markdown table.
-    m = res["machine"]
-    lines = [
-        "| what | VisualByte | median ms (p10–p90) | peer | median ms (p10–p90) | ours / peer |",
-        "|---|---|---|---|---|---|",
-    ]
-    for what, ours_name, o, peer, p in rows:
-        r = ratio(o["median_ms"], p["median_ms"]) if o and p else "–"
-        lines.append(f"| {what} | {ours_name} | {cell(o)} | {peer} | {cell(p)} | {r} |")
+
+def notes_lines(res: dict, round_notes: list[str], have_torchaudio: bool, have_faiss: bool):
+    """The notes under the table: rounds, numerical differences, recall, peers not compared."""
     notes = list(round_notes)
-    for t, v in per_threads.items():
+    for t, v in res["embedding"].items():
         if v["torch_vs_ort_max_abs"] is not None:
             notes.append(
                 f"PyTorch vs onnxruntime embedding max abs difference ({t} thread(s)): "
                 f"{v['torch_vs_ort_max_abs']:.2e}"
             )
-    for k, v in mel.items():
+    for k, v in res["mel"].items():
         notes.append(
             f"librosa log-mel of {k} vs the float64 reference: "
             f"max abs {v['librosa_vs_reference_max_abs']:.2e}"
@@ -465,12 +458,16 @@ def main() -> None:
         notes.append("torchaudio: not installed in this environment (not compared)")
     if not have_faiss:
         notes.append("faiss: not installed in this environment (not compared)")
-    table = "\n".join(lines)
-    ops_t = res["ops"]["tract"]
-    ops_o = res["ops"]["onnxruntime"]
+    return notes
+
+
+def ops_table(ops: dict) -> list[str]:
+    """Where one embedding's time goes, tract's operators beside onnxruntime's."""
+    ops_t = ops["tract"]
+    ops_o = ops["onnxruntime"]
     op_lines = [
         (
-            f"Where one embedding's time goes ({res['ops']['threads']} thread, ms per embedding, "
+            f"Where one embedding's time goes ({ops['threads']} thread, ms per embedding, "
             "summed per operator kind; each runtime's own profiler):"
         ),
         "",
@@ -488,27 +485,95 @@ def main() -> None:
         f"| **all** | | **{sum(o['ms_per_run'] for o in ops_t):.3f}** | | **all** | "
         f"**{sum(ops_o.values()):.3f}** |"
     )
-    table += "\n\n" + "\n".join(op_lines)
-    block = (
+    return op_lines
+
+
+def report_block(res: dict, rows: list, notes: list[str], first: dict, d: int) -> str:
+    """The Markdown block: machine, peers, model, the comparison table, the operator table and
+    the notes. ``first``: our bench at the first thread count."""
+    m, versions = res["machine"], res["versions"]
+    lines = [
+        "| what | VisualByte | median ms (p10–p90) | peer | median ms (p10–p90) | ours / peer |",
+        "|---|---|---|---|---|---|",
+    ]
+    for what, ours_name, o, peer, p in rows:
+        r = ratio(o["median_ms"], p["median_ms"]) if o and p else "–"
+        lines.append(f"| {what} | {ours_name} | {cell(o)} | {peer} | {cell(p)} | {r} |")
+    table = "\n".join(lines)
+    table += "\n\n" + "\n".join(ops_table(res["ops"]))
+    return (
         f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['os']}; {res['date']}.\n"
         f"Peers: onnxruntime {versions['onnxruntime']}, PyTorch {versions['torch']}, "
         f"librosa {versions['librosa']}, numpy {versions['numpy']}.\n"
-        f"Model: {per_threads[threads[0]]['visualbyte']['model_id']} "
-        f"({per_threads[threads[0]]['visualbyte']['input_size']} px, {d}-d).\n\n{table}\n\n"
+        f"Model: {first['model_id']} "
+        f"({first['input_size']} px, {d}-d).\n\n{table}\n\n"
         + "\n".join(f"- {n}" for n in notes)
         + "\n"
     )
-    jpath = args.json or args.out.with_suffix(".json")
+
+
+def write_report(out: Path, json_path: Path | None, res: dict, block: str) -> None:
+    """Raw numbers to ``json_path`` (default: next to ``out``); the block into ``out`` between
+    its markers (appended with them when it has none)."""
+    jpath = json_path or out.with_suffix(".json")
     jpath.write_text(json.dumps(res, indent=1, default=str) + "\n")
     begin, end = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
-    text = args.out.read_text() if args.out.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    text = out.read_text() if out.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
         text = f"{head}{begin}\n{block}{end}{tail}"
     else:
         text += f"\n{begin}\n{block}{end}\n"
-    args.out.write_text(text)
+    out.write_text(text)
+
+
+def main() -> None:
+    args = parse_args()
+
+    import onnxruntime as ort
+    import torch
+
+    threads = [int(t) for t in args.threads.split(",")]
+    runs = args.runs
+    res: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    versions = {"onnxruntime": ort.__version__, "torch": torch.__version__, "numpy": np.__version__}
+    import librosa
+
+    versions["librosa"] = librosa.__version__
+    have_torchaudio = importlib.util.find_spec("torchaudio") is not None
+    have_faiss = importlib.util.find_spec("faiss") is not None
+    res["versions"] = versions
+
+    pixels = rendered_query(args.bin, args.model, args.text)
+    x = normalise(pixels)
+    net = torch_net(args.model, args.checkpoint)
+
+    rows = []
+    round_notes: list[str] = []
+    per_threads = compare_embedding(args, threads, x, net, rows, round_notes)
+    res["embedding"] = per_threads
+    t0 = threads[0]
+    print(f"threads {t0}: operator profiles …", file=sys.stderr)
+    ort_profile = ort_ops(args.model, x, t0, runs)
+    res["ops"] = {
+        "threads": t0,
+        "tract": per_threads[t0]["visualbyte"].get("ops", []),
+        "onnxruntime": ort_profile,
+    }
+
+    # Mel front end (single-threaded on both sides: librosa's STFT is numpy).
+    vb = per_threads[threads[0]]["visualbyte"]
+    res["mel"] = compare_mel(vb, runs, have_torchaudio, rows)
+
+    # Search: exact top-10 over 100k random 512-d unit vectors.
+    res["search"] = compare_search(vb, runs, have_faiss, rows)
+    res["visualbyte_recall"] = vb.get("recall")
+
+    # The Markdown table.
+    notes = notes_lines(res, round_notes, have_torchaudio, have_faiss)
+    block = report_block(res, rows, notes, vb, vb["dim"])
+    write_report(args.out, args.json, res, block)
     print(block)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .evaluate import CONTRACT_KEY, OnnxEmbedder, RuntimeEmbedder, find_runtime_binary
+from .embedders import OnnxEmbedder, RuntimeEmbedder, find_runtime_binary
 from .model import (
     CLASSIFIER_SCALE,
     IMAGENET_MEAN,
@@ -34,6 +34,7 @@ from .model import (
     VisualByteNet,
     load_checkpoint_model,
 )
+from .onnx_meta import CONTRACT_KEY
 
 OPSET = 17
 CONTRACT_VERSION = 1
@@ -218,7 +219,7 @@ def parity(
 ) -> dict:
     """Max abs difference of embeddings: torch vs onnxruntime (and vs the Rust runtime when
     built)."""
-    from .evaluate import normalise_pixels
+    from .embedders import normalise_pixels
 
     with torch.no_grad():
         ref = EmbeddingOnly(net, output).eval()(torch.from_numpy(normalise_pixels(pixels))).numpy()

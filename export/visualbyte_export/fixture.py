@@ -75,7 +75,7 @@ def write_fixture(
     pixels = rng.integers(0, 256, size=(3, FIXTURE_SIZE, FIXTURE_SIZE, 3), dtype=np.uint8)
     pixels[1] = 255  # a blank white page
     pixels[2, :, :, :] = np.linspace(0, 255, FIXTURE_SIZE, dtype=np.uint8)[None, :, None]
-    from .evaluate import normalise_pixels
+    from .embedders import normalise_pixels
     from .model import EmbeddingOnly
 
     with torch.no_grad():
