@@ -521,33 +521,40 @@ def test_rebuild_reproduces_and_cache_is_reused(built, tmp_path, sources, fake_b
     )
 
 
-def test_accent_speech_is_appended_to_training_speech_without_resynthesizing_it(
-    built, tmp_path, sources, fake_bin, monkeypatch
-):
+def build_more(built, tmp_path, sources, fake_bin, monkeypatch, name, **counts):
+    """Builds the tiny dataset again into ``tmp_path/name`` with more ``counts``, on a copy of the
+    first build's cache: the output folder and the cached arrays this build had to make."""
     monkeypatch.setenv("VISUALBYTE_BIN", str(fake_bin))
     cache = tmp_path / "cache"
     shutil.copytree(built / "cache" / "rendered", cache / "rendered")
     before = {p.name for p in (cache / "rendered").iterdir()}
-    cfg = tiny_config(tmp_path / "acc", sources, cache=cache)
-    cfg.counts = D.Counts(**dict(asdict(TEST_COUNTS), audio_accent=2))
+    cfg = tiny_config(tmp_path / name, sources, cache=cache)
+    cfg.counts = D.Counts(**dict(asdict(TEST_COUNTS), **counts))
     D.Builder(cfg).build()
     made = {p.name for p in (cache / "rendered").iterdir()} - before
-    assert [m.split("-")[0] for m in made] == ["train_audio_accent"]
-    old, new = np.load(built / "train_audio.npy"), np.load(tmp_path / "acc" / "train_audio.npy")
+    return tmp_path / name, sorted(m.split("-")[0] for m in made)
+
+
+def test_accent_speech_is_appended_to_training_speech_without_resynthesizing_it(
+    built, tmp_path, sources, fake_bin, monkeypatch
+):
+    out, made = build_more(built, tmp_path, sources, fake_bin, monkeypatch, "acc", audio_accent=2)
+    assert made == ["train_audio_accent"]
+    old, new = np.load(built / "train_audio.npy"), np.load(out / "train_audio.npy")
     n_classes = len(C.select_classes(tiny=True))
     assert new.shape[0] == old.shape[0] + 2 * n_classes
     np.testing.assert_array_equal(new[: old.shape[0]], old)
-    rows = _rows(tmp_path / "acc" / "train_audio_rows.jsonl")[old.shape[0] :]
-    y = np.load(tmp_path / "acc" / "train_audio_y.npy")[old.shape[0] :]
+    rows = _rows(out / "train_audio_rows.jsonl")[old.shape[0] :]
+    y = np.load(out / "train_audio_y.npy")[old.shape[0] :]
     assert sorted(y.tolist()) == sorted(list(range(n_classes)) * 2)
     assert all(r["voice"] == "accent" and r["lang"] == "en" for r in rows)
     assert all(r["accent"]["phonemes"] in D.ACCENT_PHONEMES for r in rows)
     assert not {r["variant"] for r in rows} & set(D.VARIANTS_EVAL)
     for split in ("eval_audio", "other_audio", "unknown_audio"):
         np.testing.assert_array_equal(
-            np.load(built / f"{split}.npy"), np.load(tmp_path / "acc" / f"{split}.npy")
+            np.load(built / f"{split}.npy"), np.load(out / f"{split}.npy")
         )
-    meta = json.loads((tmp_path / "acc" / "meta.json").read_text(encoding="utf-8"))
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     assert meta["counts_per_class"]["audio_accent"] == 2
     assert meta["splits"]["train"]["audio"]["accent_per_class"] == 2
 
@@ -555,26 +562,21 @@ def test_accent_speech_is_appended_to_training_speech_without_resynthesizing_it(
 def test_engine_speech_is_appended_to_training_speech_without_resynthesizing_it(
     built, tmp_path, sources, fake_bin, monkeypatch
 ):
-    monkeypatch.setenv("VISUALBYTE_BIN", str(fake_bin))
-    cache = tmp_path / "cache"
-    shutil.copytree(built / "cache" / "rendered", cache / "rendered")
-    before = {p.name for p in (cache / "rendered").iterdir()}
-    cfg = tiny_config(tmp_path / "eng", sources, cache=cache)
     n_engines = len(E.ENGINES)
-    cfg.counts = D.Counts(**dict(asdict(TEST_COUNTS), audio_engines=n_engines))
-    D.Builder(cfg).build()
-    made = {p.name for p in (cache / "rendered").iterdir()} - before
-    assert [m.split("-")[0] for m in made] == ["train_audio_engines"]
-    old, new = np.load(built / "train_audio.npy"), np.load(tmp_path / "eng" / "train_audio.npy")
+    out, made = build_more(
+        built, tmp_path, sources, fake_bin, monkeypatch, "eng", audio_engines=n_engines
+    )
+    assert made == ["train_audio_engines"]
+    old, new = np.load(built / "train_audio.npy"), np.load(out / "train_audio.npy")
     n_classes = len(C.select_classes(tiny=True))
     assert new.shape[0] == old.shape[0] + n_engines * n_classes
     np.testing.assert_array_equal(new[: old.shape[0]], old)
-    rows = _rows(tmp_path / "eng" / "train_audio_rows.jsonl")[old.shape[0] :]
+    rows = _rows(out / "train_audio_rows.jsonl")[old.shape[0] :]
     # Every class hears every engine once.
     assert {(r["class"], r["engine"]) for r in rows} == {
         (c.key, e) for c in C.select_classes(tiny=True) for e in E.ENGINES
     }
-    meta = json.loads((tmp_path / "eng" / "meta.json").read_text(encoding="utf-8"))
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     assert meta["splits"]["train"]["audio"]["engines_per_class"] == n_engines
     assert set(meta["splits"]["train"]["audio"]["engines"]) == set(E.ENGINES)
 
@@ -709,18 +711,8 @@ def test_rebuilding_a_dataset_under_a_running_reader_leaves_its_memory_mapped_ar
 def test_photo_views_add_photo_human_and_label_splits_without_touching_the_others(
     built, tmp_path, sources, fake_bin, monkeypatch
 ):
-    monkeypatch.setenv("VISUALBYTE_BIN", str(fake_bin))
-    cache = tmp_path / "cache"
-    shutil.copytree(built / "cache" / "rendered", cache / "rendered")
-    before = {p.name for p in (cache / "rendered").iterdir()}
-    cfg = tiny_config(tmp_path / "ph", sources, cache=cache)
-    cfg.counts = D.Counts(**dict(asdict(TEST_COUNTS), photo_views=2))
-    D.Builder(cfg).build()
-    made = sorted(
-        m.split("-")[0] for m in {p.name for p in (cache / "rendered").iterdir()} - before
-    )
+    out, made = build_more(built, tmp_path, sources, fake_bin, monkeypatch, "ph", photo_views=2)
     assert made == ["clipart_image", "human_audio", "label_text", "photo_image", "train_photo"]
-    out = tmp_path / "ph"
     classes = C.select_classes(tiny=True)
     train = _rows(out / "train_photo_rows.jsonl")
     held = _rows(out / "photo_image_rows.jsonl") + _rows(out / "clipart_image_rows.jsonl")
