@@ -116,7 +116,14 @@ class VisualByteNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised input ``[B, 3, S, S]`` → L2-normalised embedding ``[B, D]``."""
-        return F.normalize(self.projector(self.backbone(self.standardise(x))), dim=-1)
+        return self.embed_features(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's pooled features ``[B, F]`` (what a training-only teacher head reads)."""
+        return self.backbone(self.standardise(x))
+
+    def embed_features(self, feats: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.projector(feats), dim=-1)
 
     def classify(self, emb: torch.Tensor) -> torch.Tensor:
         if self.classifier is None:

@@ -227,8 +227,7 @@ def photo_view(
         else:
             grey = int(rng.integers(150, 256))
             frame = Image.new("RGBA", (canvas, canvas), (grey, grey, grey, 255))
-        sprite = img.copy()
-        sprite.thumbnail((10_000, 10_000))
+        sprite = img
         scale = canvas * rng.uniform(0.45, 0.95) / max(sprite.size)
         sprite = sprite.resize(
             (max(1, int(sprite.width * scale)), max(1, int(sprite.height * scale))), Image.LANCZOS
@@ -333,8 +332,10 @@ class PhotoStage:
 
     def picture_lines(self, jobs: list[dict], workdir: Path) -> list[dict]:
         lines = []
+        ref, img = None, None
         for i, job in enumerate(jobs):
-            img = self.sources.load(job["ref"])
+            if job["ref"] != ref:  # a picture's views are consecutive rows: decode it once
+                ref, img = job["ref"], self.sources.load(job["ref"])
             if job["view"] == 0:
                 view = plain_view(img)
             else:

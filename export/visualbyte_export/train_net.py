@@ -59,8 +59,8 @@ class TrainForward(nn.Module):
 
     def forward(self, x: torch.Tensor, n_pictures: int = 0):
         net = self.net
-        feats = net.backbone(net.standardise(x))
-        emb = F.normalize(net.projector(feats), dim=-1)  # net.embed, keeping the features
+        feats = net.features(x)
+        emb = net.embed_features(feats)
         guess = None
         if self.teacher_head is not None and n_pictures:
             guess = self.teacher_head(feats[:n_pictures])
