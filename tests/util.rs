@@ -109,3 +109,28 @@ pub fn assert_mentions(text: &str, parts: &[&str]) {
         assert!(text.contains(part), "{part:?} is missing from: {text}");
     }
 }
+
+/// Where speech starts in `tests/fixtures/demo/three_questions.wav`, seconds.
+pub const ONSETS: [f64; 3] = [0.80, 3.19, 5.80];
+
+/// Each answer's `start_s`.
+pub fn starts(lines: &[Value]) -> Vec<f64> {
+    lines
+        .iter()
+        .map(|l| l["start_s"].as_f64().unwrap())
+        .collect()
+}
+
+/// Each utterance starts with its 250 ms pre-roll before the onset.
+pub fn assert_onsets(lines: &[Value], onsets: &[f64]) {
+    let got = starts(lines);
+    assert_eq!(got.len(), onsets.len(), "{lines:?}");
+    for (s, onset) in got.iter().zip(onsets) {
+        assert!(
+            (s - (onset - 0.25)).abs() < 0.12,
+            "start {s} for onset {onset}: {got:?}"
+        );
+    }
+    let ns: Vec<u64> = lines.iter().map(|l| l["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, (1..=onsets.len() as u64).collect::<Vec<_>>());
+}

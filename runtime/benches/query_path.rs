@@ -10,10 +10,10 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use image::RgbImage;
+use visualbyte::answer::Engine;
 use visualbyte::bench::random_index;
 use visualbyte::index::{EmbeddingIndex, VectorType};
 use visualbyte::model::Embedder;
-use visualbyte::query::Engine;
 use visualbyte::render::{audio, Renderer};
 
 fn models() -> PathBuf {

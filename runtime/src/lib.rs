@@ -41,30 +41,24 @@ macro_rules! plan_op {
     };
 }
 
+#[cfg(feature = "onnx")]
+pub mod answer;
 pub mod bench;
 pub mod board;
-#[cfg(feature = "mic")]
 pub mod capture;
 pub mod contract;
 #[cfg(feature = "onnx")]
-pub mod demo;
-#[cfg(feature = "onnx")]
 pub mod depthwise;
 pub mod endpoint;
-pub mod error;
 #[cfg(feature = "onnx")]
 pub mod gelu;
 pub mod index;
+#[cfg(feature = "onnx")]
+pub mod listen;
 #[cfg(feature = "onnx")]
 pub mod model;
 #[cfg(feature = "onnx")]
 pub mod parallel;
 #[cfg(feature = "onnx")]
 pub mod pointwise;
-#[cfg(feature = "onnx")]
-pub mod query;
 pub mod render;
-pub mod source;
-pub mod stream;
-
-pub use error::{Error, Result};

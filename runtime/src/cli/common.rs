@@ -6,9 +6,9 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tempfile::NamedTempFile;
+use visualbyte::answer::Engine;
 use visualbyte::index::EmbeddingIndex;
 use visualbyte::model::Embedder;
-use visualbyte::query::Engine;
 
 /// Logging through env_logger: RUST_LOG wins; otherwise warnings, or more with -v / -vv.
 pub fn init_logging(verbose: u8) {

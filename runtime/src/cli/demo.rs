@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Args;
+use visualbyte::answer::DEFAULT_TOP_K;
 use visualbyte::board::Board;
-use visualbyte::demo::{Demo, DemoOptions};
-use visualbyte::query::DEFAULT_TOP_K;
-use visualbyte::source::{NoAudio, Pace, PcmSource, Source, SourceSpec, WavSource};
+use visualbyte::capture::{NoAudio, Pace, PcmSource, Source, SourceSpec, WavSource};
+use visualbyte::listen::{Demo, DemoOptions};
 
 use super::common::{
     models_dirs, open_engine, resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL,
@@ -276,7 +276,7 @@ fn open_mic(
         let rate = args.rate.or(audio.rate);
         match MicSource::open(device.clone(), rate, audio.ring_seconds) {
             Ok(mic) => Ok(Box::new(mic)),
-            Err(e) if wait_for_it && e.fault == visualbyte::source::Fault::Retry => {
+            Err(e) if wait_for_it && e.fault == visualbyte::capture::Fault::Retry => {
                 eprintln!("microphone not ready ({e}); waiting for it");
                 Ok(Box::new(WaitingMic {
                     device,
@@ -316,16 +316,16 @@ impl Source for WaitingMic {
         &mut self,
         out: &mut Vec<f32>,
         wait: std::time::Duration,
-    ) -> Result<visualbyte::source::Pulled, visualbyte::source::SourceError> {
+    ) -> Result<visualbyte::capture::Pulled, visualbyte::capture::SourceError> {
         match self.mic.as_mut() {
             Some(m) => m.pull(out, wait),
-            None => Err(visualbyte::source::SourceError::new(
-                visualbyte::source::Fault::Retry,
+            None => Err(visualbyte::capture::SourceError::new(
+                visualbyte::capture::Fault::Retry,
                 self.reason.clone(),
             )),
         }
     }
-    fn reopen(&mut self) -> Result<(), visualbyte::source::SourceError> {
+    fn reopen(&mut self) -> Result<(), visualbyte::capture::SourceError> {
         match self.mic.as_mut() {
             Some(m) => m.reopen(),
             None => match visualbyte::capture::MicSource::open(
@@ -347,7 +347,7 @@ impl Source for WaitingMic {
     fn stream_name(&self) -> Option<String> {
         self.mic.as_ref().and_then(|m| m.stream_name())
     }
-    fn overruns(&self) -> visualbyte::stream::Overruns {
+    fn overruns(&self) -> visualbyte::capture::Overruns {
         self.mic.as_ref().map(|m| m.overruns()).unwrap_or_default()
     }
     fn discard(&mut self) {

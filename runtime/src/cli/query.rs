@@ -3,8 +3,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{ArgGroup, Args};
-use visualbyte::index::{Match, Matched};
-use visualbyte::query::{Answer, DEFAULT_TOP_K};
+use visualbyte::answer::text::report;
+use visualbyte::answer::DEFAULT_TOP_K;
+use visualbyte::index::Match;
 
 use super::common::{open_engine, resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
 use super::info::print_stdout;
@@ -86,114 +87,6 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     if args.json {
         print_stdout(&format!("{}\n", serde_json::to_string_pretty(&answer)?))
     } else {
-        print_stdout(&human(&answer))
-    }
-}
-
-/// What a hit line adds when the memory's label, not its picture, matched.
-pub fn by_label_mark(h: &visualbyte::query::AnswerHit) -> &'static str {
-    if h.matched == Matched::Label {
-        "  (by its label)"
-    } else {
-        ""
-    }
-}
-
-/// The answer line, the ranked memories and the timings.
-pub fn human(a: &Answer) -> String {
-    let mut s = match (a.best(), a.not_in_memory, a.threshold) {
-        (None, _, _) => "not in memory (the memory is empty)\n".to_string(),
-        (Some(b), true, Some(t)) => {
-            format!(
-                "not in memory (best: {} {:.2} < {:.2})\n",
-                b.label, b.score, t
-            )
-        }
-        (Some(b), true, None) => format!("not in memory (best: {} {})\n", b.label, b.score),
-        (Some(b), false, _) if b.matched == Matched::Label => {
-            format!("{} ({:.2}, by its label)\n", b.label, b.score)
-        }
-        (Some(b), false, _) => format!("{} ({:.2})\n", b.label, b.score),
-    };
-    let width = a
-        .hits
-        .iter()
-        .map(|h| h.label.chars().count())
-        .max()
-        .unwrap_or(0);
-    for (n, h) in a.hits.iter().enumerate() {
-        s.push_str(&format!(
-            "{:>3}. {:<width$}  {:.3}  {}{}\n",
-            n + 1,
-            h.label,
-            h.score,
-            h.path,
-            by_label_mark(h)
-        ));
-    }
-    let t = &a.timings;
-    s.push_str(&format!(
-        "{} query: render {:.1} ms, embed {:.1} ms, search {:.1} ms (total {:.1} ms)\n",
-        a.modality,
-        t.render_ms,
-        t.embed_ms,
-        t.search_ms,
-        t.total_ms()
-    ));
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use visualbyte::query::{rank, AnswerHit, Modality, Timings};
-
-    /// A memory of `label`, found by its picture, stored as `/m/<label>.png`.
-    fn hit(label: &str, score: f32) -> AnswerHit {
-        let path = format!("/m/{label}.png");
-        AnswerHit {
-            label: label.into(),
-            path,
-            score,
-            matched: Matched::Picture,
-        }
-    }
-
-    #[test]
-    fn the_answer_line_says_the_label_or_not_in_memory() {
-        let t = Timings::default();
-        let a = rank(
-            "q".into(),
-            Modality::Text,
-            vec![hit("tiger", 0.83), hit("cat", 0.5)],
-            5,
-            Some(0.35),
-            t,
-        );
-        let s = human(&a);
-        assert!(s.starts_with("tiger (0.83)\n"), "{s}");
-        assert!(s.contains("  1. tiger  0.830  /m/tiger.png\n"), "{s}");
-        assert!(s.contains("  2. cat    0.500  /m/cat.png\n"), "{s}");
-        assert!(s.contains("text query: render"), "{s}");
-        let a = rank(
-            "q".into(),
-            Modality::Audio,
-            vec![hit("tiger", 0.21)],
-            5,
-            Some(0.35),
-            t,
-        );
-        assert!(human(&a).starts_with("not in memory (best: tiger 0.21 < 0.35)\n"));
-        let mut by_label = hit("tiger", 0.9);
-        by_label.matched = Matched::Label;
-        let a = rank("q".into(), Modality::Text, vec![by_label], 5, Some(0.35), t);
-        let s = human(&a);
-        assert!(s.starts_with("tiger (0.90, by its label)\n"), "{s}");
-        assert!(
-            s.contains("  1. tiger  0.900  /m/tiger.png  (by its label)\n"),
-            "{s}"
-        );
-        let a = rank("q".into(), Modality::Image, vec![], 5, Some(0.35), t);
-        assert!(human(&a).starts_with("not in memory (the memory is empty)\n"));
+        print_stdout(&report(&answer))
     }
 }

@@ -151,7 +151,7 @@ pub fn resample_to(pcm: &Pcm, rate: u32) -> Result<Vec<f32>, RenderError> {
 }
 
 /// Where a pass from `from` Hz towards `rate` goes: `rate` itself, or the smallest multiple of it at
-/// most [`MAX_PASS_RATIO`]:1 below `from` (the streaming [`Converter`](crate::stream::Converter) too).
+/// most [`MAX_PASS_RATIO`]:1 below `from` (the streaming [`Converter`](crate::capture::Converter) too).
 pub(crate) fn next_pass_rate(from: u32, rate: u32) -> u32 {
     let factor = u64::from(from).div_ceil(u64::from(rate) * u64::from(MAX_PASS_RATIO));
     if from > rate && factor > 1 {
@@ -162,7 +162,7 @@ pub(crate) fn next_pass_rate(from: u32, rate: u32) -> u32 {
 }
 
 /// rubato's FFT resampler for one mono pass, in chunks of 1024 input frames: the one [`resample_to`]
-/// and the streaming [`Converter`](crate::stream::Converter) both use.
+/// and the streaming [`Converter`](crate::capture::Converter) both use.
 pub(crate) fn fft_resampler(from: u32, to: u32) -> Result<Fft<f32>, String> {
     Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Input)
         .map_err(|e| e.to_string())
@@ -177,7 +177,7 @@ fn resample_pass(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String
     Ok(out.take_data())
 }
 
-/// What the resampling tests (here and in `stream`) measure in their output.
+/// What the resampling tests (here and in `capture::convert`) measure in their output.
 #[cfg(test)]
 pub(crate) mod signal {
     /// Sign changes between consecutive samples: twice a pure tone's frequency, per second.

@@ -4,6 +4,9 @@
 //! contract, and the image-memory index (which must have been built with the same model). Each `ask_*`
 //! renders the question as an image, embeds it, searches the index and applies the "not in memory"
 //! threshold.
+pub mod picture;
+pub mod text;
+
 use std::path::Path;
 use std::time::Instant;
 

@@ -12,14 +12,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use image::{imageops, Rgb, RgbImage};
 use serde::Serialize;
 
+use crate::answer::picture::{answer_picture, answer_picture_path, TILE};
+use crate::answer::text::{by_label_mark, headline, spoken};
+use crate::answer::{Answer, Engine};
+use crate::capture::{Converter, Fault, Overruns, Pulled, Source};
 use crate::endpoint::{EndpointConfig, Endpointer, Event, Utterance};
-use crate::query::{Answer, Engine};
 use crate::render::{Pcm, Renderer, RendererSettings, TextRenderer};
-use crate::source::{Fault, Pulled, Source};
-use crate::stream::{Converter, Overruns};
 
 /// The rate utterances are detected and handed over at.
 pub const ANALYSIS_RATE: u32 = 16_000;
@@ -41,6 +41,30 @@ impl Ask for Engine {
     }
     fn renderer_settings(&self) -> Option<RendererSettings> {
         Some(self.renderer().settings().clone())
+    }
+}
+
+/// Speaks an answer aloud (`--say`). The loop discards what the microphone heard meanwhile.
+pub trait Speak {
+    /// Says `text` and returns when it has been said; an error stops speaking for the rest of the run.
+    fn say(&mut self, text: &str) -> Result<(), String>;
+}
+
+/// espeak-ng in a subprocess.
+pub struct Espeak;
+
+impl Speak for Espeak {
+    fn say(&mut self, text: &str) -> Result<(), String> {
+        std::process::Command::new("espeak-ng")
+            .arg("--")
+            .arg(text)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|_| ())
+            .map_err(|e| {
+                format!("cannot run espeak-ng ({e}); install it (`apt-get install espeak-ng`) to hear answers")
+            })
     }
 }
 
@@ -136,7 +160,8 @@ pub struct Demo<'a> {
     stop: Arc<AtomicBool>,
     typed: Option<Receiver<String>>,
     picture: Option<(Renderer, TextRenderer)>,
-    espeak_missing: bool,
+    /// Speaks each answer (`--say`); dropped after its first failure.
+    speaker: Option<Box<dyn Speak + 'a>>,
     summary: Summary,
     answers: usize,
 }
@@ -149,6 +174,7 @@ impl<'a> Demo<'a> {
         out: &'a mut dyn Write,
         status: &'a mut dyn Write,
     ) -> Self {
+        let speaker = options.say.then(|| Box::new(Espeak) as Box<dyn Speak + 'a>);
         Self {
             source,
             ask,
@@ -158,7 +184,7 @@ impl<'a> Demo<'a> {
             stop: Arc::new(AtomicBool::new(false)),
             typed: None,
             picture: None,
-            espeak_missing: false,
+            speaker,
             summary: Summary::default(),
             answers: 0,
         }
@@ -177,6 +203,12 @@ impl<'a> Demo<'a> {
     /// Typed questions, one per message (e.g. lines of stdin read by another thread).
     pub fn with_typed(mut self, typed: Receiver<String>) -> Self {
         self.typed = Some(typed);
+        self
+    }
+
+    /// Speaks answers with `speaker` instead of espeak-ng (whether or not `say` is set).
+    pub fn with_speaker(mut self, speaker: Box<dyn Speak + 'a>) -> Self {
+        self.speaker = Some(speaker);
         self
     }
 
@@ -499,11 +531,7 @@ impl<'a> Demo<'a> {
                     hit.label,
                     hit.score,
                     hit.path,
-                    if hit.matched == crate::index::Matched::Label {
-                        "  (by its label)"
-                    } else {
-                        ""
-                    }
+                    by_label_mark(hit)
                 )?;
             }
             writeln!(
@@ -516,30 +544,17 @@ impl<'a> Demo<'a> {
             }
         }
         self.out.flush()?;
-        if self.options.say {
-            self.speak(&spoken(&answer));
-        }
+        self.speak(&spoken(&answer));
         Ok(())
     }
 
     fn speak(&mut self, text: &str) {
-        if self.espeak_missing {
+        let Some(speaker) = self.speaker.as_mut() else {
             return;
-        }
-        match std::process::Command::new("espeak-ng")
-            .arg("--")
-            .arg(text)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-        {
-            Ok(_) => {}
-            Err(e) => {
-                self.espeak_missing = true;
-                self.say_status(&format!(
-                    "--say: cannot run espeak-ng ({e}); install it (`apt-get install espeak-ng`) to hear answers"
-                ));
-            }
+        };
+        if let Err(e) = speaker.say(text) {
+            self.speaker = None;
+            self.say_status(&format!("--say: {e}"));
         }
         // Do not answer our own voice.
         self.source.discard();
@@ -567,205 +582,11 @@ impl<'a> Demo<'a> {
             Some(pcm) if !typed => renderer.audio_pcm(pcm)?,
             _ => renderer.text(&answer.query)?,
         };
-        let mut tiles = vec![question];
-        let mut captions = vec![if typed {
-            "typed".to_string()
-        } else {
-            "heard".to_string()
-        }];
-        for hit in &answer.hits {
-            let tile = renderer
-                .image_file(std::path::Path::new(&hit.path))
-                .unwrap_or_else(|_| missing_tile(renderer.size()));
-            tiles.push(tile);
-            captions.push(format!("{} {:.2}", hit.label, hit.score));
-        }
-        let caption_tiles: Vec<RgbImage> = captions
-            .iter()
-            .map(|c| {
-                captioner
-                    .render(c)
-                    .unwrap_or_else(|_| RgbImage::from_pixel(TILE, TILE, Rgb([255, 255, 255])))
-            })
-            .collect();
-        let picture = compose(&tiles, &caption_tiles, answer.not_in_memory);
-        picture.save(path)?;
+        answer_picture(renderer, captioner, answer, question, typed).save(path)?;
         Ok(())
     }
 }
 
-/// Tile size in the answer picture, pixels.
-const TILE: u32 = 160;
-const GAP: u32 = 8;
-
-/// Question and memories in a row, captions under them; a red bar marks "not in memory".
-pub fn compose(tiles: &[RgbImage], captions: &[RgbImage], not_in_memory: bool) -> RgbImage {
-    let n = tiles.len().max(1) as u32;
-    let width = n * TILE + (n + 1) * GAP;
-    let caption_h = TILE / 2;
-    let height = TILE + caption_h + 3 * GAP + GAP;
-    let mut canvas = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    let bar = if not_in_memory {
-        Rgb([200, 40, 40])
-    } else {
-        Rgb([40, 160, 70])
-    };
-    for x in 0..width {
-        for y in 0..GAP / 2 {
-            canvas.put_pixel(x, y, bar);
-        }
-    }
-    for (i, tile) in tiles.iter().enumerate() {
-        let x = GAP + i as u32 * (TILE + GAP);
-        let scaled = imageops::resize(tile, TILE, TILE, imageops::FilterType::Triangle);
-        imageops::replace(&mut canvas, &scaled, x as i64, (GAP * 2) as i64);
-        if let Some(c) = captions.get(i) {
-            let fitted = fit_caption(c, TILE, caption_h);
-            let dx = (TILE - fitted.width()) / 2;
-            imageops::replace(
-                &mut canvas,
-                &fitted,
-                (x + dx) as i64,
-                (TILE + 3 * GAP) as i64,
-            );
-        }
-    }
-    // A divider between the question and the memories.
-    if tiles.len() > 1 {
-        let x = GAP + TILE + GAP / 2;
-        for y in GAP * 2..GAP * 2 + TILE {
-            canvas.put_pixel(x, y, Rgb([120, 120, 120]));
-        }
-    }
-    canvas
-}
-
-/// The inked rows of a square caption, scaled down (never up) to fit `w × h`.
-fn fit_caption(caption: &RgbImage, w: u32, h: u32) -> RgbImage {
-    let inked = |y: u32| (0..caption.width()).any(|x| caption.get_pixel(x, y).0[0] < 200);
-    let top = (0..caption.height()).find(|&y| inked(y)).unwrap_or(0);
-    let bottom = (0..caption.height()).rev().find(|&y| inked(y)).unwrap_or(0);
-    if bottom < top {
-        return RgbImage::from_pixel(1, 1, Rgb([255, 255, 255]));
-    }
-    let band = imageops::crop_imm(caption, 0, top, caption.width(), bottom - top + 1).to_image();
-    let scale = (w as f32 / band.width() as f32)
-        .min(h as f32 / band.height() as f32)
-        .min(1.0);
-    let (bw, bh) = (
-        ((band.width() as f32 * scale) as u32).max(1),
-        ((band.height() as f32 * scale) as u32).max(1),
-    );
-    if (bw, bh) == band.dimensions() {
-        band
-    } else {
-        imageops::resize(&band, bw, bh, imageops::FilterType::Triangle)
-    }
-}
-
-fn missing_tile(size: u32) -> RgbImage {
-    let mut tile = RgbImage::from_pixel(size, size, Rgb([220, 220, 220]));
-    for i in 0..size {
-        tile.put_pixel(i, i, Rgb([150, 150, 150]));
-        tile.put_pixel(size - 1 - i, i, Rgb([150, 150, 150]));
-    }
-    tile
-}
-
-/// The answer picture's path for answer `n`: `%n` (or `{n}`) in `template` becomes `n`.
-pub fn answer_picture_path(template: &std::path::Path, n: usize) -> PathBuf {
-    let n = n.to_string();
-    PathBuf::from(
-        template
-            .to_string_lossy()
-            .replace("%n", &n)
-            .replace("{n}", &n),
-    )
-}
-
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
-}
-
-/// The answer in one phrase.
-pub fn headline(answer: &Answer) -> String {
-    match (&answer.label, answer.score) {
-        (None, _) => "not in memory (the memory is empty)".into(),
-        (Some(label), Some(score)) if answer.not_in_memory => match answer.threshold {
-            Some(t) => format!(
-                "not in memory (best guess {label} at {score:.3} is below the threshold {t:.3})"
-            ),
-            None => format!("not in memory (best guess {label})"),
-        },
-        (Some(label), Some(score)) if by_label(answer) => {
-            format!("{label} ({score:.3}, by its label)")
-        }
-        (Some(label), Some(score)) => format!("{label} ({score:.3})"),
-        (Some(label), None) => label.clone(),
-    }
-}
-
-fn by_label(answer: &Answer) -> bool {
-    answer
-        .best()
-        .is_some_and(|b| b.matched == crate::index::Matched::Label)
-}
-
-/// What `--say` speaks.
-pub fn spoken(answer: &Answer) -> String {
-    match &answer.label {
-        Some(label) if !answer.not_in_memory => format!("{label}. I have seen it."),
-        _ => "I have not seen that.".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::query::{AnswerHit, Modality, Timings};
-
-    #[test]
-    fn answer_picture_path_numbers_percent_n_and_the_older_braces() {
-        let p = |t: &str, n| answer_picture_path(std::path::Path::new(t), n);
-        assert_eq!(p("out/a_%n.png", 7), PathBuf::from("out/a_7.png"));
-        assert_eq!(p("out/a_{n}.png", 12), PathBuf::from("out/a_12.png"));
-        assert_eq!(p("answer.png", 3), PathBuf::from("answer.png"));
-    }
-
-    fn answer(not_in_memory: bool) -> Answer {
-        Answer {
-            query: "tiger".into(),
-            modality: Modality::Text,
-            label: Some("tiger".into()),
-            score: Some(0.2),
-            hits: vec![AnswerHit {
-                label: "tiger".into(),
-                path: "memory/tiger.png".into(),
-                score: 0.2,
-                matched: crate::index::Matched::Picture,
-            }],
-            labels: vec![],
-            threshold: Some(0.42),
-            not_in_memory,
-            timings: Timings::default(),
-        }
-    }
-
-    #[test]
-    fn low_scores_are_said_to_be_not_in_memory() {
-        let h = headline(&answer(true));
-        assert!(h.starts_with("not in memory"), "{h}");
-        assert!(h.contains("0.420"), "{h}");
-        assert_eq!(spoken(&answer(true)), "I have not seen that.");
-        assert_eq!(headline(&answer(false)), "tiger (0.200)");
-    }
-
-    #[test]
-    fn the_picture_has_a_tile_per_hit_plus_the_question() {
-        let tile = RgbImage::from_pixel(32, 32, Rgb([0, 0, 0]));
-        let pic = compose(&[tile.clone(), tile.clone(), tile], &[], false);
-        assert_eq!(pic.width(), 3 * TILE + 4 * GAP);
-        assert_eq!(*pic.get_pixel(GAP + 1, GAP * 2 + 1), Rgb([0, 0, 0]));
-        assert_eq!(*pic.get_pixel(0, 0), Rgb([40, 160, 70]));
-    }
 }

@@ -7,8 +7,8 @@
 //! Any sample format and channel count is accepted.
 //!
 //! The audio callback converts samples to `f32` in a fixed stack buffer and pushes them into a
-//! [`crate::stream`] ring: no allocation, lock, log or I/O. Mixing to mono and resampling happen outside,
-//! in [`crate::stream::Converter`]. When the device errors or disappears, [`MicSource::pull`] reports a
+//! [`crate::capture::ring`]: no allocation, lock, log or I/O. Mixing to mono and resampling happen outside,
+//! in [`crate::capture::Converter`]. When the device errors or disappears, [`MicSource::pull`] reports a
 //! [`Fault::Retry`]; [`MicSource::reopen`] builds a new stream (and a new ring).
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,10 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 
-use crate::source::{ring_capacity, Fault, Pulled, Source, SourceError};
-use crate::stream::{ring, Consumer, Overruns, Producer, StreamFormat};
+use super::{
+    ring, ring_capacity, Consumer, Fault, Overruns, Producer, Pulled, Source, SourceError,
+    StreamFormat,
+};
 
 /// An input device as the host reports it.
 #[derive(Debug, Clone, PartialEq)]
