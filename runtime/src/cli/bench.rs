@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
+use image::RgbImage;
 use serde::Serialize;
+use visualbyte::answer::Engine;
 use visualbyte::bench::{measure, random_index, random_unit_vectors, Stats};
 use visualbyte::index::{EmbeddingIndex, VectorType};
 use visualbyte::model::{Embedder, OpTime};
-use visualbyte::query::Engine;
 use visualbyte::render::{audio, Renderer};
 
 use super::common::{resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
@@ -94,6 +95,20 @@ struct Recall {
     recall_at_10: f64,
 }
 
+/// The stages timed so far, in the order they ran.
+#[derive(Default)]
+struct Stages(Vec<Stage>);
+
+impl Stages {
+    fn push(&mut self, name: &str, what: String, stats: Stats) {
+        self.0.push(Stage {
+            name: name.to_string(),
+            stats,
+            what,
+        })
+    }
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let threads = args.threads.apply(1)?;
     let model_path = resolve_default(args.model.clone(), DEFAULT_MODEL, "model")?;
@@ -102,7 +117,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => resolve_default(None, "samples/tiger.wav", "spoken question")?,
     };
-    let (warmup, runs) = (args.warmup as usize, args.runs as usize);
     let progress = |name: &str| {
         if !args.json {
             eprintln!("timing {name} …");
@@ -112,89 +126,26 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let embedder = Embedder::load(&model_path)?;
     let model_load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let settings = embedder.renderer_settings().clone();
-    let mut renderer = Renderer::new(settings.clone())?;
-    let rate = settings.audio.sample_rate;
-    let mut stages = Vec::new();
-    let mut push = |name: &str, what: String, stats: Stats| {
-        stages.push(Stage {
-            name: name.to_string(),
-            stats,
-            what,
-        })
-    };
+    let mut renderer = Renderer::new(embedder.renderer_settings().clone())?;
+    let mut stages = Stages::default();
 
-    // Rendering.
     progress("render");
-    let wav_bytes =
-        std::fs::read(&wav_path).with_context(|| format!("cannot read {}", wav_path.display()))?;
-    let max_s = settings.audio.max_seconds;
-    let pcm = audio::decode_wav_bytes(&wav_bytes, max_s)?;
-    push(
-        "wav_decode_resample",
-        format!(
-            "decode {} ({:.2} s at {} Hz) and resample to {rate} Hz",
-            wav_path.display(),
-            pcm.seconds(),
-            pcm.rate
-        ),
-        measure(warmup, runs, || {
-            let pcm = audio::decode_wav_bytes(&wav_bytes, max_s)?;
-            audio::resample_to(&pcm, rate).map(drop)
-        })?,
-    );
-    let speech = audio::resample_to(&pcm, rate)?;
-    for seconds in [1usize, 2] {
-        let clip = looped(&speech, seconds * rate as usize);
-        push(
-            &format!("log_mel_{seconds}s"),
-            format!("log-mel image of {seconds} s of {rate} Hz audio"),
-            measure::<anyhow::Error>(warmup, runs, || {
-                renderer.audio_samples(&clip);
-                Ok(())
-            })?,
-        );
-    }
-    push(
-        "render_text",
-        format!("glyph image of {:?}", args.text),
-        measure(warmup, runs, || renderer.text(&args.text).map(drop))?,
-    );
-
-    // Embedding.
+    time_rendering(&args, &wav_path, &mut renderer, &mut stages)?;
     progress("embed");
     let image = renderer.text(&args.text)?;
-    push(
-        "embed",
-        format!("one {0}×{0} image through the model", embedder.input_size()),
-        measure(warmup, runs, || embedder.embed_one(&image).map(drop))?,
-    );
-    let ops = if args.ops {
-        progress("operators");
-        embedder.profile_ops(&image, runs)?
-    } else {
-        Vec::new()
-    };
-    if args.batch > 1 {
-        let batch = args.batch as usize;
-        let batched = Embedder::load_with_batch(&model_path, batch)?;
-        let images = vec![image.clone(); batch];
-        let mut stats = measure(warmup.min(1), runs.div_ceil(batch).max(3), || {
-            batched.embed(&images).map(drop)
-        })?;
-        per_item(&mut stats, batch);
-        push(
-            "embed_batch",
-            format!("per image, in runs of {batch} (index build)"),
-            stats,
-        );
-    }
-
-    // Searching: the installed memory, then random ones.
+    let ops = time_embedding(
+        &args,
+        &model_path,
+        &embedder,
+        &image,
+        &mut stages,
+        &progress,
+    )?;
     progress("search");
     let index = EmbeddingIndex::open(&index_path)?;
     let query = embedder.embed_one(&image)?;
-    push(
+    let (warmup, runs) = (args.warmup as usize, args.runs as usize);
+    stages.push(
         "search_installed",
         format!(
             "top-64 over {} ({} memories, {})",
@@ -204,67 +155,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ),
         measure(warmup, runs, || index.search(&query, 64).map(drop))?,
     );
-    let mut recall = Vec::new();
-    let sizes: Vec<usize> = args
-        .search_sizes
-        .iter()
-        .copied()
-        .filter(|&n| n > 0)
-        .collect();
-    if !sizes.is_empty() {
-        let tmp;
-        let scratch: &Path = match &args.scratch {
-            Some(p) => {
-                std::fs::create_dir_all(p)
-                    .with_context(|| format!("cannot create {}", p.display()))?;
-                p
-            }
-            None => {
-                tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
-                tmp.path()
-            }
-        };
-        let dim = embedder.dim();
-        let queries = random_unit_vectors(50, dim, 99);
-        for &n in &sizes {
-            let mut exact: Option<Vec<Vec<usize>>> = None;
-            for (i, &vt) in args.vector_types.iter().enumerate() {
-                progress(&format!("search over {n} random {} memories", vt.as_str()));
-                let path = scratch.join(format!("random-{n}-{}-{i}.vbi", vt.as_str()));
-                let idx = random_index(&path, embedder.model_id(), n, dim, vt, 7)?;
-                let q = &queries[..dim];
-                push(
-                    &format!("search_{n}_{}", vt.as_str()),
-                    format!("top-10 over {n} random {dim}-d {} memories", vt.as_str()),
-                    measure(warmup, runs, || idx.search(q, 10).map(drop))?,
-                );
-                let tops: Vec<Vec<usize>> = queries
-                    .chunks_exact(dim)
-                    .map(|q| {
-                        idx.search(q, 10)
-                            .map(|h| h.into_iter().map(|h| h.index).collect())
-                    })
-                    .collect::<Result<_, _>>()?;
-                if vt == VectorType::F32 {
-                    exact = Some(tops);
-                } else if let Some(exact) = &exact {
-                    recall.push(Recall {
-                        size: n,
-                        vector_type: vt,
-                        queries: tops.len(),
-                        recall_at_10: recall_at(exact, &tops),
-                    });
-                }
-                drop(idx);
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-    }
+    let recall = time_random_search(&args, &embedder, &mut stages, &progress)?;
 
     // The whole question, as the demo asks it.
     progress("query");
     let mut engine = Engine::new(embedder, index)?;
-    push(
+    stages.push(
         "spoken_query",
         format!(
             "{} → answer (read, render, embed, search)",
@@ -272,7 +168,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         ),
         measure(warmup, runs, || engine.ask_wav(&wav_path).map(drop))?,
     );
-    push(
+    stages.push(
         "typed_query",
         format!("{:?} → answer", args.text),
         measure(warmup, runs, || engine.ask_text(&args.text).map(drop))?,
@@ -288,7 +184,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         cpus: visualbyte::parallel::available_threads(),
         arch: std::env::consts::ARCH,
         model_load_ms,
-        stages,
+        stages: stages.0,
         recall,
         ops,
     };
@@ -299,7 +195,159 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `samples` repeated (or cut) to exactly `len` samples.
+/// WAV decoding, the log-mel image of 1 s and 2 s of speech, and the text image.
+fn time_rendering(
+    args: &BenchArgs,
+    wav_path: &Path,
+    renderer: &mut Renderer,
+    stages: &mut Stages,
+) -> anyhow::Result<()> {
+    let (warmup, runs) = (args.warmup as usize, args.runs as usize);
+    let settings = renderer.settings().clone();
+    let rate = settings.audio.sample_rate;
+    let wav_bytes =
+        std::fs::read(wav_path).with_context(|| format!("cannot read {}", wav_path.display()))?;
+    let max_s = settings.audio.max_seconds;
+    let pcm = audio::decode_wav_bytes(&wav_bytes, max_s)?;
+    stages.push(
+        "wav_decode_resample",
+        format!(
+            "decode {} ({:.2} s at {} Hz) and resample to {rate} Hz",
+            wav_path.display(),
+            pcm.seconds(),
+            pcm.rate
+        ),
+        measure(warmup, runs, || {
+            let pcm = audio::decode_wav_bytes(&wav_bytes, max_s)?;
+            audio::resample_to(&pcm, rate).map(drop)
+        })?,
+    );
+    let speech = audio::resample_to(&pcm, rate)?;
+    for seconds in [1usize, 2] {
+        let clip = looped(&speech, seconds * rate as usize);
+        stages.push(
+            &format!("log_mel_{seconds}s"),
+            format!("log-mel image of {seconds} s of {rate} Hz audio"),
+            measure::<anyhow::Error>(warmup, runs, || {
+                renderer.audio_samples(&clip);
+                Ok(())
+            })?,
+        );
+    }
+    stages.push(
+        "render_text",
+        format!("glyph image of {:?}", args.text),
+        measure(warmup, runs, || renderer.text(&args.text).map(drop))?,
+    );
+    Ok(())
+}
+
+/// One image through the model; with `--ops`, per operator kind; with `--batch N`, per image in batches.
+fn time_embedding(
+    args: &BenchArgs,
+    model_path: &Path,
+    embedder: &Embedder,
+    image: &RgbImage,
+    stages: &mut Stages,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Vec<OpTime>> {
+    let (warmup, runs) = (args.warmup as usize, args.runs as usize);
+    stages.push(
+        "embed",
+        format!("one {0}×{0} image through the model", embedder.input_size()),
+        measure(warmup, runs, || embedder.embed_one(image).map(drop))?,
+    );
+    let ops = if args.ops {
+        progress("operators");
+        embedder.profile_ops(image, runs)?
+    } else {
+        Vec::new()
+    };
+    if args.batch > 1 {
+        let batch = args.batch as usize;
+        let batched = Embedder::load_with_batch(model_path, batch)?;
+        let images = vec![image.clone(); batch];
+        let mut stats = measure(warmup.min(1), runs.div_ceil(batch).max(3), || {
+            batched.embed(&images).map(drop)
+        })?;
+        per_item(&mut stats, batch);
+        stages.push(
+            "embed_batch",
+            format!("per image, in runs of {batch} (index build)"),
+            stats,
+        );
+    }
+    Ok(ops)
+}
+
+/// Top-10 over random memories of each `--search-sizes` and `--vector-types`, and the quantised types'
+/// recall@10 against f32.
+fn time_random_search(
+    args: &BenchArgs,
+    embedder: &Embedder,
+    stages: &mut Stages,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Vec<Recall>> {
+    let (warmup, runs) = (args.warmup as usize, args.runs as usize);
+    let mut recall = Vec::new();
+    let sizes: Vec<usize> = args
+        .search_sizes
+        .iter()
+        .copied()
+        .filter(|&n| n > 0)
+        .collect();
+    if sizes.is_empty() {
+        return Ok(recall);
+    }
+    let tmp;
+    let scratch: &Path = match &args.scratch {
+        Some(p) => {
+            std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+            p
+        }
+        None => {
+            tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
+            tmp.path()
+        }
+    };
+    let dim = embedder.dim();
+    let queries = random_unit_vectors(50, dim, 99);
+    for &n in &sizes {
+        let mut exact: Option<Vec<Vec<usize>>> = None;
+        for (i, &vt) in args.vector_types.iter().enumerate() {
+            progress(&format!("search over {n} random {} memories", vt.as_str()));
+            let path = scratch.join(format!("random-{n}-{}-{i}.vbi", vt.as_str()));
+            let idx = random_index(&path, embedder.model_id(), n, dim, vt, 7)?;
+            let q = &queries[..dim];
+            stages.push(
+                &format!("search_{n}_{}", vt.as_str()),
+                format!("top-10 over {n} random {dim}-d {} memories", vt.as_str()),
+                measure(warmup, runs, || idx.search(q, 10).map(drop))?,
+            );
+            let tops: Vec<Vec<usize>> = queries
+                .chunks_exact(dim)
+                .map(|q| {
+                    idx.search(q, 10)
+                        .map(|h| h.into_iter().map(|h| h.index).collect())
+                })
+                .collect::<Result<_, _>>()?;
+            if vt == VectorType::F32 {
+                exact = Some(tops);
+            } else if let Some(exact) = &exact {
+                recall.push(Recall {
+                    size: n,
+                    vector_type: vt,
+                    queries: tops.len(),
+                    recall_at_10: recall_at(exact, &tops),
+                });
+            }
+            drop(idx);
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(recall)
+}
+
 fn looped(samples: &[f32], len: usize) -> Vec<f32> {
     if samples.is_empty() {
         return vec![0.0; len];

@@ -262,6 +262,45 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<RawHeader, IndexError> {
 /// entries; with `check_vectors`, also the vector checksum.
 pub(crate) fn parse(bytes: &[u8], check_vectors: bool) -> Result<Layout, IndexError> {
     let raw = parse_header(bytes)?;
+    let (vector_type, dim) = check_limits(&raw)?;
+    let (metadata_end, vectors_offset) = check_sections(bytes, &raw)?;
+    let metadata = read_metadata(bytes, &raw, dim, metadata_end)?;
+    let entry_label = label_rows(bytes, &metadata);
+    let Metadata {
+        model_id,
+        entries_offset,
+        records,
+        entries_end,
+        label_names,
+        label_vectors,
+    } = metadata;
+    let count = raw.count as usize;
+    let layout = Layout {
+        header: IndexHeader {
+            version: raw.version,
+            model_id,
+            dim,
+            count,
+            vector_type,
+        },
+        entries_offset,
+        records,
+        entries_end,
+        vectors_offset,
+        vectors_len: raw.vectors_len as usize,
+        vectors_crc: raw.vectors_crc,
+        label_names,
+        label_vectors,
+        entry_label,
+    };
+    if check_vectors {
+        verify_vectors(&layout, bytes)?;
+    }
+    Ok(layout)
+}
+
+/// The header's vector type and dimension, and every size it states within this build's limits.
+fn check_limits(raw: &RawHeader) -> Result<(VectorType, usize), IndexError> {
     let vector_type = VectorType::from_code(raw.vector_type).ok_or_else(|| {
         corrupt(
             Section::Header,
@@ -299,6 +338,12 @@ pub(crate) fn parse(bytes: &[u8], check_vectors: bool) -> Result<Layout, IndexEr
             ),
         ));
     }
+    Ok((vector_type, dim))
+}
+
+/// The file is exactly as long as the header says, the metadata checksum holds and the padding is zero:
+/// the metadata's end and the vectors' offset, both within `bytes`.
+fn check_sections(bytes: &[u8], raw: &RawHeader) -> Result<(usize, usize), IndexError> {
     let metadata_end = HEADER_LEN as u64 + raw.metadata_len;
     let vectors_offset = align_up(metadata_end).unwrap_or(u64::MAX);
     let total = vectors_offset.saturating_add(raw.vectors_len);
@@ -336,6 +381,27 @@ pub(crate) fn parse(bytes: &[u8], check_vectors: bool) -> Result<Layout, IndexEr
         return Err(corrupt(Section::Padding, "padding bytes are not zero"));
     }
 
+    Ok((metadata_end, vectors_offset))
+}
+
+/// What the metadata section holds, located: the model id, each entry's record, and the label vectors.
+struct Metadata {
+    model_id: String,
+    entries_offset: usize,
+    records: Vec<u32>,
+    entries_end: usize,
+    label_names: Vec<String>,
+    label_vectors: Vec<f32>,
+}
+
+/// Reads the model id, the entries' labels and paths and (version 2) the label vectors, and checks that
+/// nothing is left over.
+fn read_metadata(
+    bytes: &[u8],
+    raw: &RawHeader,
+    dim: usize,
+    metadata_end: usize,
+) -> Result<Metadata, IndexError> {
     let mut r = Reader::new(bytes, HEADER_LEN, metadata_end);
     let model_id = r.field("model id", MAX_MODEL_ID_BYTES)?.to_string();
     let entries_offset = r.pos;
@@ -369,43 +435,32 @@ pub(crate) fn parse(bytes: &[u8], check_vectors: bool) -> Result<Layout, IndexEr
             ),
         ));
     }
-    let entry_label = {
-        let rows: std::collections::HashMap<&str, u32> = label_names
-            .iter()
-            .enumerate()
-            .map(|(j, name)| (name.as_str(), j as u32))
-            .collect();
-        let mut reader = Reader::new(bytes, entries_offset, entries_end);
-        (0..count)
-            .map(|_| {
-                let label = reader.string(MAX_LABEL_BYTES).unwrap_or("");
-                reader.string(MAX_PATH_BYTES);
-                rows.get(label).copied().unwrap_or(NO_LABEL_VECTOR)
-            })
-            .collect()
-    };
-    let layout = Layout {
-        header: IndexHeader {
-            version: raw.version,
-            model_id,
-            dim,
-            count,
-            vector_type,
-        },
+    Ok(Metadata {
+        model_id,
         entries_offset,
         records,
         entries_end,
-        vectors_offset,
-        vectors_len: raw.vectors_len as usize,
-        vectors_crc: raw.vectors_crc,
         label_names,
         label_vectors,
-        entry_label,
-    };
-    if check_vectors {
-        verify_vectors(&layout, bytes)?;
-    }
-    Ok(layout)
+    })
+}
+
+/// For each entry, the row of its label's vector ([`NO_LABEL_VECTOR`] when its label has none).
+fn label_rows(bytes: &[u8], m: &Metadata) -> Vec<u32> {
+    let rows: std::collections::HashMap<&str, u32> = m
+        .label_names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| (name.as_str(), j as u32))
+        .collect();
+    let mut reader = Reader::new(bytes, m.entries_offset, m.entries_end);
+    (0..m.records.len())
+        .map(|_| {
+            let label = reader.string(MAX_LABEL_BYTES).unwrap_or("");
+            reader.string(MAX_PATH_BYTES);
+            rows.get(label).copied().unwrap_or(NO_LABEL_VECTOR)
+        })
+        .collect()
 }
 
 /// Version 2's label vectors, after the entries: `u32 L`, then L × { u32 label length, label, dim × f32 }.
