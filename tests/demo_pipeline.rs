@@ -335,6 +335,56 @@ fn typed_questions_are_answered_by_the_same_loop_in_order() {
     assert!(text.contains("memory/cup.png"), "{text}");
 }
 
+/// Answers like [`Recorder`] and keeps a plain blue image as the question it "rendered".
+struct BlueQuestion(Recorder, image::RgbImage);
+
+impl Ask for BlueQuestion {
+    fn ask_pcm(&mut self, pcm: &Pcm) -> Result<Answer, String> {
+        self.0.ask_pcm(pcm)
+    }
+    fn ask_text(&mut self, text: &str) -> Result<Answer, String> {
+        self.0.ask_text(text)
+    }
+    fn renderer_settings(&self) -> Option<RendererSettings> {
+        self.0.renderer_settings()
+    }
+    fn last_question(&self) -> Option<&image::RgbImage> {
+        Some(&self.1)
+    }
+}
+
+#[test]
+fn the_answer_picture_shows_the_question_the_answerer_rendered_instead_of_rendering_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel();
+    tx.send("tiger".to_string()).unwrap();
+    drop(tx);
+    let blue = image::RgbImage::from_pixel(32, 32, image::Rgb([0, 0, 255]));
+    let mut ask = BlueQuestion(Recorder::default(), blue);
+    let options = DemoOptions {
+        answer_image: Some(dir.path().join("answer.png")),
+        ..DemoOptions::default()
+    };
+    let mut out = Vec::new();
+    let mut status = Vec::new();
+    let summary = Demo::new(Box::new(NoAudio), &mut ask, options, &mut out, &mut status)
+        .with_typed(rx)
+        .run()
+        .unwrap();
+    assert_eq!(summary.typed, 1);
+    let picture = image::open(dir.path().join("answer.png"))
+        .unwrap()
+        .to_rgb8();
+    // The first tile is the question: blue, not the glyphs a second text renderer would draw.
+    let centre = *picture.get_pixel(8 + 80, 8 + 80);
+    assert_eq!(
+        centre,
+        image::Rgb([0, 0, 255]),
+        "{}",
+        String::from_utf8_lossy(&status)
+    );
+}
+
 /// Speaks what it is given, and fails from the `fail_from`-th sentence on.
 struct Voice {
     said: Arc<std::sync::Mutex<Vec<String>>>,

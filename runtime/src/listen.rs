@@ -12,6 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use image::RgbImage;
 use serde::Serialize;
 
 use crate::answer::picture::{answer_picture, answer_picture_path, TILE};
@@ -30,6 +31,10 @@ pub trait Ask {
     fn ask_text(&mut self, text: &str) -> Result<Answer, String>;
     /// The renderer settings, for drawing the answer picture.
     fn renderer_settings(&self) -> Option<RendererSettings>;
+    /// The last question's image as it was embedded, so the answer picture need not render it again.
+    fn last_question(&self) -> Option<&RgbImage> {
+        None
+    }
 }
 
 impl Ask for Engine {
@@ -41,6 +46,9 @@ impl Ask for Engine {
     }
     fn renderer_settings(&self) -> Option<RendererSettings> {
         Some(self.renderer().settings().clone())
+    }
+    fn last_question(&self) -> Option<&RgbImage> {
+        Engine::last_question(self)
     }
 }
 
@@ -578,9 +586,11 @@ impl<'a> Demo<'a> {
         let Some((renderer, captioner)) = self.picture.as_mut() else {
             return Ok(());
         };
-        let question = match pcm {
-            Some(pcm) if !typed => renderer.audio_pcm(pcm)?,
-            _ => renderer.text(&answer.query)?,
+        // The question as the model saw it; rendered again only when the answerer kept no image.
+        let question = match (self.ask.last_question(), pcm) {
+            (Some(image), _) => image.clone(),
+            (None, Some(pcm)) if !typed => renderer.audio_pcm(pcm)?,
+            (None, _) => renderer.text(&answer.query)?,
         };
         answer_picture(renderer, captioner, answer, question, typed).save(path)?;
         Ok(())

@@ -125,6 +125,8 @@ pub struct Engine {
     threshold: Option<f32>,
     top_k: usize,
     matching: Match,
+    /// The last question as the model saw it, for the demo's answer picture.
+    last_question: Option<RgbImage>,
 }
 
 impl Engine {
@@ -148,6 +150,7 @@ impl Engine {
             index,
             top_k: DEFAULT_TOP_K,
             matching: Match::default(),
+            last_question: None,
         })
     }
 
@@ -189,6 +192,11 @@ impl Engine {
 
     pub fn index(&self) -> &EmbeddingIndex {
         &self.index
+    }
+
+    /// The image of the last question asked (after its embedding), as the model saw it.
+    pub fn last_question(&self) -> Option<&RgbImage> {
+        self.last_question.as_ref()
     }
 
     pub fn renderer(&self) -> &Renderer {
@@ -245,6 +253,7 @@ impl Engine {
         let start = Instant::now();
         let vector = self.embedder.embed_one(&image)?;
         let embed_ms = ms(start);
+        self.last_question = Some(image);
         let start = Instant::now();
         let pool =
             self.index
