@@ -14,8 +14,9 @@ use image::{Rgb, RgbImage};
 use serde_json::Value;
 use tempfile::TempDir;
 use util::{assert_mentions, bin, fails, ok, tiny_model};
+use visualbyte::embed::contract::{read_contract, CONTRACT_KEY};
+use visualbyte::embed::Embedder;
 use visualbyte::index::{write_index, EmbeddingIndex, Entry, VectorType};
-use visualbyte::model::{read_contract, Embedder, CONTRACT_KEY};
 use visualbyte::query::{Engine, Modality, QueryError};
 use visualbyte::render::Renderer;
 

@@ -6,7 +6,7 @@ pub enum Error {
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
     #[error(transparent)]
-    Model(#[from] crate::contract::ModelError),
+    Model(#[from] crate::embed::contract::ModelError),
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
     #[cfg(feature = "onnx")]

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use visualbyte::bench::{measure, random_index, random_unit_vectors, Stats};
+use visualbyte::embed::{Embedder, OpTime};
 use visualbyte::index::{EmbeddingIndex, VectorType};
-use visualbyte::model::{Embedder, OpTime};
 use visualbyte::query::Engine;
 use visualbyte::render::{audio, Renderer};
 
@@ -285,7 +285,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         input_size: c.input.size,
         dim: c.embedding.dim,
         threads,
-        cpus: visualbyte::parallel::available_threads(),
+        cpus: visualbyte::embed::threads::available_threads(),
         arch: std::env::consts::ARCH,
         model_load_ms,
         stages,

@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tempfile::NamedTempFile;
+use visualbyte::embed::Embedder;
 use visualbyte::index::EmbeddingIndex;
-use visualbyte::model::Embedder;
 use visualbyte::query::Engine;
 
 /// Logging through env_logger: RUST_LOG wins; otherwise warnings, or more with -v / -vv.
@@ -63,7 +63,7 @@ pub struct ThreadsArg {
     /// and the depthwise convolutions and GELUs over N threads [default: 1, or the board profile's
     /// `threads` for `demo --board`].
     #[arg(long, env = "VISUALBYTE_THREADS", value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=visualbyte::parallel::MAX_THREADS as i64))]
+          value_parser = clap::value_parser!(u32).range(1..=visualbyte::embed::threads::MAX_THREADS as i64))]
     pub threads: Option<u32>,
 }
 
@@ -71,7 +71,7 @@ impl ThreadsArg {
     /// Sets the inference threads for this process: the flag, else `default`. Returns the count.
     pub fn apply(self, default: usize) -> anyhow::Result<usize> {
         let n = self.threads.map_or(default, |n| n as usize);
-        visualbyte::parallel::set_inference_threads(n).map_err(anyhow::Error::msg)?;
+        visualbyte::embed::threads::set_inference_threads(n).map_err(anyhow::Error::msg)?;
         log::info!("inference threads: {n}");
         Ok(n)
     }

@@ -2,7 +2,7 @@
 //! installs, process-wide, tract's multithreaded matrix-multiply executor (a rayon pool of `n` threads,
 //! the `multithread-mm` feature) or goes back to one thread.
 //!
-//! The same executor splits VisualByte's own operators (`depthwise`, `pointwise`, `gelu`), and each
+//! The same executor splits VisualByte's own operators ([`super::ops`]), and each
 //! model run starts on one of its threads ([`in_inference_pool`]). On the 2-vCPU x86_64 VM the
 //! benchmarks ran on, a second thread makes one 96 px embedding ~1.3–1.4× faster, with tract's panel
 //! gate off ([`DEFAULT_PANEL_THRESHOLD`]; `BENCHMARKS.md`); a board profile's `threads` and `--threads`
