@@ -1,5 +1,6 @@
 //! The plain-Rust tile kernel (any target; also the reference the vector kernels are tested against), the
-//! epilogue every kernel ends with, and `by_cols!`, which the vector kernels are instantiated with.
+//! epilogue every kernel ends with, and `by_cols!` / `tile_entry!`, which the vector kernels are
+//! instantiated with.
 use super::pack::PanelValue;
 use super::tile::{Epilogue, Tile};
 use super::{MR, NR};
@@ -65,3 +66,24 @@ macro_rules! by_cols {
     };
 }
 pub(super) use by_cols;
+
+/// The [`TileFn`](super::tile::TileFn) of a vector tile kernel: `$name` runs the instantiation of
+/// `$name_n` for the column count, one per count in `[..]` (the kernels differ only in the counts).
+macro_rules! tile_entry {
+    ($name:ident, $name_n:ident, $t:ty, [$($n:literal),+]) => {
+        #[allow(clippy::too_many_arguments)]
+        pub(super) unsafe fn $name(
+            panel: &[$t],
+            x: &[f32],
+            hw: usize,
+            cin: usize,
+            cols: usize,
+            e: Epilogue,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            by_cols!([$($n),+], $name_n, cols, (panel, x, hw, cin, e, out, stride))
+        }
+    };
+}
+pub(super) use tile_entry;

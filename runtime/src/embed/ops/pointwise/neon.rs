@@ -1,29 +1,10 @@
 //! The aarch64 tile kernel: NEON, 16 channels × 6 points, f32 panels.
-use super::generic::{by_cols, store};
+use super::generic::{by_cols, store, tile_entry};
 use super::tile::Epilogue;
 use super::{MR, NR};
 
-#[cfg(target_arch = "aarch64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_neon(
-    panel: &[f32],
-    x: &[f32],
-    hw: usize,
-    cin: usize,
-    cols: usize,
-    e: Epilogue,
-    out: &mut [f32],
-    stride: usize,
-) {
-    by_cols!(
-        [6, 5, 4, 3, 2, 1],
-        tile_neon_n,
-        cols,
-        (panel, x, hw, cin, e, out, stride)
-    )
-}
+tile_entry!(tile_neon, tile_neon_n, f32, [6, 5, 4, 3, 2, 1]);
 
-#[cfg(target_arch = "aarch64")]
 unsafe fn tile_neon_n<const N: usize>(
     panel: &[f32],
     x: &[f32],

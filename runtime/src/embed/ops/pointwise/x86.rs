@@ -1,6 +1,6 @@
 //! The x86_64 tile kernels: AVX2 + FMA (16 channels × 6 points) and AVX-512 (16 × 12), each for f32
 //! panels and for f16 panels widened in hardware (F16C), and the 16×16 transpose AVX-512 stores with.
-use super::generic::{by_cols, store};
+use super::generic::{by_cols, store, tile_entry};
 use super::tile::{Epilogue, Tile};
 use super::{MR, NR};
 
@@ -29,31 +29,11 @@ pub(super) fn avx2_f16_tile() -> Option<Tile<half::f16>> {
     })
 }
 
-/// The [`TileFn`](super::tile::TileFn) of an x86_64 tile kernel: `$name` runs the instantiation of `$name_n` for the column
-/// count, one per count in `[..]` (AVX2 and AVX-512 differ only in the counts).
-macro_rules! x86_tile_entry {
-    ($name:ident, $name_n:ident, $t:ty, [$($n:literal),+]) => {
-        #[allow(clippy::too_many_arguments)]
-        pub(super) unsafe fn $name(
-            panel: &[$t],
-            x: &[f32],
-            hw: usize,
-            cin: usize,
-            cols: usize,
-            e: Epilogue,
-            out: &mut [f32],
-            stride: usize,
-        ) {
-            by_cols!([$($n),+], $name_n, cols, (panel, x, hw, cin, e, out, stride))
-        }
-    };
-}
-
 /// An AVX2 + FMA tile kernel for panels of `$t`: `$name` picks the instantiation of `$name_n` for the
 /// column count; `|$p| $load` turns a pointer to 8 panel values into 8 f32 lanes.
 macro_rules! avx2_tile {
     ($name:ident, $name_n:ident, $t:ty, $features:literal, |$p:ident| $load:expr) => {
-        x86_tile_entry!($name, $name_n, $t, [6, 5, 4, 3, 2, 1]);
+        tile_entry!($name, $name_n, $t, [6, 5, 4, 3, 2, 1]);
 
         #[target_feature(enable = $features)]
         unsafe fn $name_n<const N: usize>(
@@ -102,7 +82,7 @@ macro_rules! avx2_tile {
 /// in registers (the same two roundings as [`store`]); the 16 × N block is then written transposed.
 macro_rules! avx512_tile {
     ($name:ident, $name_n:ident, $t:ty, |$p:ident| $load:expr) => {
-        x86_tile_entry!($name, $name_n, $t, [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+        tile_entry!($name, $name_n, $t, [12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
 
         #[target_feature(enable = "avx512f")]
         unsafe fn $name_n<const N: usize>(
