@@ -5,8 +5,9 @@
 mod util;
 
 use util::{bin, json_lines, models, succeeded};
+use visualbyte::embed::contract::read_contract;
+use visualbyte::embed::Embedder;
 use visualbyte::index::{EmbeddingIndex, Match, FORMAT_VERSION};
-use visualbyte::model::{read_contract, Embedder};
 use visualbyte::render::Renderer;
 
 #[test]

@@ -10,7 +10,8 @@ use std::process::Command;
 
 use image::RgbImage;
 use util::{assert_mentions, bin, fails, ok, succeeded, text, tiny_model};
-use visualbyte::model::{read_contract, Contract, Embedder, ModelError, CONTRACT_KEY};
+use visualbyte::embed::contract::{read_contract, Contract, ModelError, CONTRACT_KEY};
+use visualbyte::embed::Embedder;
 use visualbyte::render::RENDERER_VERSION;
 
 /// `visualbyte embed --model FIXTURE --input INPUT -o OUT`, with `--threads` when given.
@@ -326,9 +327,9 @@ fn two_inference_threads_embed_like_one_and_zero_is_refused() {
     // In the library: the executor is process-wide and switching it back and forth is safe.
     let embedder = Embedder::load(&tiny_model()).unwrap();
     let (images, _) = golden();
-    visualbyte::parallel::set_inference_threads(2).unwrap();
+    visualbyte::embed::threads::set_inference_threads(2).unwrap();
     let two = embedder.embed(&images).unwrap().concat();
-    visualbyte::parallel::set_inference_threads(1).unwrap();
+    visualbyte::embed::threads::set_inference_threads(1).unwrap();
     assert!(max_abs(&two, &expected) < 1e-4);
     let err = fails(embed_cli(Some("0"), &input, &dir.path().join("zero.f32")));
     assert_mentions(&err, &["--threads", "0"]);

@@ -15,8 +15,9 @@ use serde_json::Value;
 use tempfile::TempDir;
 use util::{assert_mentions, bin, fails, ok, tiny_model};
 use visualbyte::answer::{Engine, Modality, QueryError};
+use visualbyte::embed::contract::{read_contract, CONTRACT_KEY};
+use visualbyte::embed::Embedder;
 use visualbyte::index::{write_index, EmbeddingIndex, Entry, VectorType};
-use visualbyte::model::{read_contract, Embedder, CONTRACT_KEY};
 use visualbyte::render::Renderer;
 
 /// A deterministic noise pattern per seed: pictures that differ everywhere.

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use visualbyte::contract::{contract_from_onnx_bytes, Contract};
+use visualbyte::embed::contract::{contract_from_onnx_bytes, Contract};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(contract) = contract_from_onnx_bytes(data, Path::new("fuzz.onnx")) {

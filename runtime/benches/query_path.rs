@@ -12,8 +12,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use image::RgbImage;
 use visualbyte::answer::Engine;
 use visualbyte::bench::random_index;
+use visualbyte::embed::Embedder;
 use visualbyte::index::{EmbeddingIndex, VectorType};
-use visualbyte::model::Embedder;
 use visualbyte::render::{audio, Renderer};
 
 fn models() -> PathBuf {
@@ -166,7 +166,7 @@ fn operators(c: &mut Criterion) {
             BenchmarkId::new("depthwise_7x7", format!("{channels}x{side}x{side}")),
             |b| {
                 b.iter(|| {
-                    visualbyte::depthwise::depthwise_same(
+                    visualbyte::embed::ops::depthwise::depthwise_same(
                         black_box(&data),
                         &kernel,
                         &bias,
@@ -182,7 +182,7 @@ fn operators(c: &mut Criterion) {
         .collect();
     g.throughput(Throughput::Elements(xs.len() as u64));
     g.bench_function("gelu_110592", |b| {
-        b.iter(|| visualbyte::gelu::gelu_in_place(black_box(&mut xs)))
+        b.iter(|| visualbyte::embed::ops::gelu::gelu_in_place(black_box(&mut xs)))
     });
     g.finish();
 }

@@ -14,8 +14,9 @@ use image::RgbImage;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::embed::contract::ModelError;
+use crate::embed::Embedder;
 use crate::index::{EmbeddingIndex, IndexError, Match, Matched};
-use crate::model::{Embedder, ModelError};
 use crate::render::{Pcm, RenderError, Renderer};
 
 /// Hits returned when nothing else is asked for.

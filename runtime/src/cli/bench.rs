@@ -9,8 +9,8 @@ use image::RgbImage;
 use serde::Serialize;
 use visualbyte::answer::Engine;
 use visualbyte::bench::{measure, random_index, random_unit_vectors, Stats};
+use visualbyte::embed::{Embedder, OpTime};
 use visualbyte::index::{EmbeddingIndex, VectorType};
-use visualbyte::model::{Embedder, OpTime};
 use visualbyte::render::{audio, Renderer};
 
 use super::common::{resolve_default, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};
@@ -181,7 +181,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         input_size: c.input.size,
         dim: c.embedding.dim,
         threads,
-        cpus: visualbyte::parallel::available_threads(),
+        cpus: visualbyte::embed::threads::available_threads(),
         arch: std::env::consts::ARCH,
         model_load_ms,
         stages: stages.0,

@@ -7,8 +7,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tempfile::NamedTempFile;
 use visualbyte::answer::Engine;
+use visualbyte::embed::Embedder;
 use visualbyte::index::EmbeddingIndex;
-use visualbyte::model::Embedder;
 
 /// Logging through env_logger: RUST_LOG wins; otherwise warnings, or more with -v / -vv.
 pub fn init_logging(verbose: u8) {
@@ -63,15 +63,17 @@ pub struct ThreadsArg {
     /// and the depthwise convolutions and GELUs over N threads [default: 1, or the board profile's
     /// `threads` for `demo --board`].
     #[arg(long, env = "VISUALBYTE_THREADS", value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=visualbyte::parallel::MAX_THREADS as i64))]
+          value_parser = clap::value_parser!(u32).range(1..=visualbyte::embed::threads::MAX_THREADS as i64))]
     pub threads: Option<u32>,
 }
 
 impl ThreadsArg {
-    /// Sets the inference threads for this process: the flag, else `default`. Returns the count.
+    /// Sets the inference threads for this process, and as many for searches of large memories: the flag,
+    /// else `default`. Returns the count.
     pub fn apply(self, default: usize) -> anyhow::Result<usize> {
         let n = self.threads.map_or(default, |n| n as usize);
-        visualbyte::parallel::set_inference_threads(n).map_err(anyhow::Error::msg)?;
+        visualbyte::embed::threads::set_inference_threads(n).map_err(anyhow::Error::msg)?;
+        visualbyte::index::set_search_threads(n);
         log::info!("inference threads: {n}");
         Ok(n)
     }

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
 use serde::Serialize;
+use visualbyte::embed::Embedder;
 use visualbyte::index::build::{
     collect_add_items, collect_build_items, count_labels, embed_all, embed_labels,
     labels_without_vectors, Embedded, Progress, Skipped,
@@ -13,7 +14,6 @@ use visualbyte::index::build::{
 use visualbyte::index::{
     append_index_with_labels, write_index_with_labels, EmbeddingIndex, VectorType,
 };
-use visualbyte::model::Embedder;
 use visualbyte::render::Renderer;
 
 use super::common::{self, ThreadsArg, DEFAULT_INDEX, DEFAULT_MODEL};

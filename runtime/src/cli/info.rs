@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use image::RgbImage;
-use visualbyte::model::{read_contract, Contract, Embedder};
+use visualbyte::embed::contract::{read_contract, Contract};
+use visualbyte::embed::Embedder;
 
 use super::common::{resolve_default, temp_writer, ThreadsArg, DEFAULT_MODEL};
 

@@ -100,7 +100,7 @@ impl OutArgs {
 fn settings(model: Option<&Path>, size: u32) -> anyhow::Result<RendererSettings> {
     match model {
         Some(model) => {
-            let contract = visualbyte::model::read_contract(model)?;
+            let contract = visualbyte::embed::contract::read_contract(model)?;
             contract.validate()?;
             Ok(contract.renderer)
         }

@@ -25,13 +25,13 @@ pub trait Embed {
 }
 
 #[cfg(feature = "onnx")]
-impl Embed for crate::model::Embedder {
+impl Embed for crate::embed::Embedder {
     fn model_id(&self) -> &str {
-        crate::model::Embedder::model_id(self)
+        crate::embed::Embedder::model_id(self)
     }
 
     fn dim(&self) -> usize {
-        crate::model::Embedder::dim(self)
+        crate::embed::Embedder::dim(self)
     }
 
     fn embed_batch(&mut self, images: &[RgbImage]) -> anyhow::Result<Vec<Vec<f32>>> {

@@ -1,6 +1,7 @@
 //! A model's contract: the JSON it carries in its ONNX metadata, how it is read and what this build checks
 //! in it. Nothing here needs tract: the metadata is read with `prost` alone, so the parsers can be tested
-//! and fuzzed without building the inference engine (`visualbyte::model` re-exports all of it).
+//! and fuzzed without building the inference engine (it is the part of `embed` built without the
+//! `onnx` feature).
 //!
 //! The ONNX `metadata_props` entry [`CONTRACT_KEY`] holds a JSON [`Contract`] (docs/CONTRACT.md): the input
 //! name and size, the normalisation, the embedding name and size, the renderer settings the model was

@@ -11,11 +11,19 @@
 //! elsewhere). With AVX-512, planes up to 6×6 go 16 channels at a time instead (channels-last in the
 //! registers), which wastes no work on the padding columns.
 //!
+//!
+//! This file holds the operator, the graph rewrite, the padded-plane driver and the plain-Rust block
+//! kernel; the vector kernels are per architecture (`x86`, `neon`).
 //! Any other convolution is left to tract.
 use tract_onnx::tract_core::as_op;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Depthwise 2-D convolution over `[N, C, H, W]` f32: stride 1, dilation 1, zero padding of `k / 2` on
 /// every side (`k` odd), one `k×k` filter and one bias per channel. Inputs: data, kernel `[C, 1, k, k]`,
@@ -209,10 +217,6 @@ fn padded_depthwise_for(conv: &Conv, dt: DatumType, shape: &[usize]) -> Option<P
 /// Points computed per block by the AVX2, NEON and plain kernels: held in registers across all k²
 /// taps, stored once.
 const LANES: usize = 32;
-/// Most registers of 16 points per block of the AVX-512 kernel: 8 independent sums keep both FMA pipes
-/// busy through the FMA latency. Small planes take fewer (see [`avx512_block`]).
-#[cfg(target_arch = "x86_64")]
-const REGS_AVX512: usize = 8;
 
 /// One block: `out[j] = b + Σ_{ky,kx} taps[ky·k + kx] · padded[base + ky·wp + kx + j]`, `j < lanes`
 /// (the kernel's [`Block::lanes`]). Callers guarantee `base + (k − 1)·(wp + 1) + lanes ≤ padded.len()`,
@@ -249,7 +253,7 @@ pub fn depthwise_same(
         let done = c / 16 * 16;
         // SAFETY: the CPU has AVX-512F; the plane is small (checked) and the slices hold `done` channels.
         unsafe {
-            depthwise_16_channels(
+            x86::depthwise_16_channels(
                 &data[..done * h * w],
                 &kernel[..done * k * k],
                 if bias.len() == 1 { bias } else { &bias[..done] },
@@ -304,138 +308,27 @@ fn split_group(c: usize, h: usize, w: usize, k: usize) -> usize {
 fn small_plane(h: usize, w: usize, k: usize) -> bool {
     h <= 6 && w <= 6 && k <= 7
 }
-
-/// [`depthwise_same`] for planes that pass [`small_plane`], `c` a multiple of 16: each group of 16
-/// channels is transposed into a zero-padded `[hp][wp][16]` plane, so that one register holds one point
-/// of all 16 channels and each tap is one FMA per point, with the taps in the same order and from the
-/// same start (the bias) as the block kernels: the same values, bit for bit.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn depthwise_16_channels(
-    data: &[f32],
-    kernel: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    [c, h, w, k]: [usize; 4],
-) {
-    use crate::pointwise::transpose_16x16;
-    use std::arch::x86_64::*;
-    const MAX_PADDED: usize = 12 * 12;
-    assert!(small_plane(h, w, k) && k % 2 == 1 && c % 16 == 0);
-    let (p, plane, taps) = (k / 2, h * w, k * k);
-    let wp = w + 2 * p;
-    assert!((h + 2 * p) * wp <= MAX_PADDED && plane <= 36 && taps <= 64);
-    assert!(data.len() == c * plane && out.len() == c * plane && kernel.len() == c * taps);
-    assert!(bias.len() == c || bias.len() == 1);
-    let mut xt = [0f32; MAX_PADDED * 16];
-    let mut wt = [0f32; 64 * 16];
-    // Padded position of each output point.
-    let mut pos = [0usize; 36];
-    for (i, slot) in pos.iter_mut().enumerate().take(plane) {
-        *slot = (i / w) * wp + i % w;
-    }
-    for g in 0..c / 16 {
-        let ch = g * 16;
-        // The 16 planes, channels-last, into the padded buffer (the border stays zero).
-        columns_16(data, ch, plane, |i, v| {
-            let (y, x) = (i / w, i % w);
-            _mm512_storeu_ps(xt.as_mut_ptr().add(((y + p) * wp + x + p) * 16), v);
-        });
-        // The taps, channels-last: wt[tap] holds the 16 channels' weights.
-        columns_16(kernel, ch, taps, |t, v| {
-            _mm512_storeu_ps(wt.as_mut_ptr().add(t * 16), v)
-        });
-        let b = if bias.len() == 1 {
-            _mm512_set1_ps(bias[0])
-        } else {
-            _mm512_loadu_ps(bias.as_ptr().add(ch))
-        };
-        // 16 output points at a time, one register each (points past the plane repeat point 0).
-        let mut q = 0;
-        while q < plane {
-            let n = (plane - q).min(16);
-            let at: [usize; 16] = std::array::from_fn(|j| pos[if j < n { q + j } else { 0 }]);
-            let mut acc = [b; 16];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let wv = _mm512_loadu_ps(wt.as_ptr().add((ky * k + kx) * 16));
-                    let off = ky * wp + kx;
-                    for j in 0..16 {
-                        let xv = _mm512_loadu_ps(xt.as_ptr().add((at[j] + off) * 16));
-                        acc[j] = _mm512_fmadd_ps(xv, wv, acc[j]);
-                    }
-                }
-            }
-            transpose_16x16(&mut acc);
-            let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
-            for (i, row) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add((ch + i) * plane + q), mask, *row);
-            }
-            q += n;
-        }
-    }
-}
-
-/// Rows `ch..ch + 16` of `src` (rows of `len` values) read 16 values at a time and transposed:
-/// `put(j, v)` gets column `j` of the 16 rows in one register (lane `i` from row `ch + i`). The planes
-/// and the taps of [`depthwise_16_channels`] both go channels-last this way.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn columns_16(
-    src: &[f32],
-    ch: usize,
-    len: usize,
-    mut put: impl FnMut(usize, std::arch::x86_64::__m512),
-) {
-    use crate::pointwise::transpose_16x16;
-    use std::arch::x86_64::*;
-    assert!(src.len() >= (ch + 16) * len);
-    let mut q = 0;
-    while q < len {
-        let n = (len - q).min(16);
-        let mask: __mmask16 = ((1u32 << n) - 1) as __mmask16;
-        let mut r: [__m512; 16] = std::array::from_fn(|i| {
-            _mm512_maskz_loadu_ps(mask, src.as_ptr().add((ch + i) * len + q))
-        });
-        transpose_16x16(&mut r);
-        for (j, v) in r.iter().enumerate().take(n) {
-            put(q + j, *v);
-        }
-        q += n;
-    }
-}
-
 /// The block kernel for this CPU and a padded plane of `n` points (`h` rows at the padded stride):
 /// AVX-512 on x86_64 when present, else AVX2 + FMA, NEON on aarch64, plain Rust elsewhere.
 fn best_block(n: usize) -> Block {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        return avx512_block(n);
+        return x86::avx512_block(n);
     }
     let _ = n;
     #[cfg(target_arch = "x86_64")]
-    if let Some(block) = avx2_block() {
+    if let Some(block) = x86::avx2_block() {
         return block;
     }
     #[cfg(target_arch = "aarch64")]
     {
         return Block {
-            run: block_neon,
+            run: neon::block_neon,
             lanes: LANES,
         };
     }
     #[allow(unreachable_code)]
     PLAIN
-}
-
-/// The AVX2 + FMA kernel where the CPU has them (what [`best_block`] takes without AVX-512).
-#[cfg(target_arch = "x86_64")]
-fn avx2_block() -> Option<Block> {
-    (std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
-        .then_some(Block {
-            run: block_avx2::<{ LANES / 8 }>,
-            lanes: LANES,
-        })
 }
 
 fn depthwise_planes(
@@ -519,119 +412,6 @@ unsafe fn block_plain(
         }
     }
     out[..LANES].copy_from_slice(&r);
-}
-
-/// An x86_64 block kernel of `R` registers of `$width` f32 lanes (AVX2: 8, AVX-512: 16): the two differ
-/// only in the register width and the intrinsics, so one body serves both.
-macro_rules! x86_block {
-    ($name:ident, $features:literal, $width:literal, $set1:ident, $load:ident, $fmadd:ident, $store:ident) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $features)]
-        unsafe fn $name<const R: usize>(
-            padded: &[f32],
-            taps: &[f32],
-            k: usize,
-            wp: usize,
-            base: usize,
-            b: f32,
-            out: &mut [f32],
-        ) {
-            use std::arch::x86_64::*;
-            let lanes = $width * R;
-            debug_assert!(base + (k - 1) * (wp + 1) + lanes <= padded.len() && out.len() >= lanes);
-            let mut r = [$set1(b); R];
-            let src = padded.as_ptr().add(base);
-            for ky in 0..k {
-                let row = src.add(ky * wp);
-                for kx in 0..k {
-                    let t = $set1(*taps.get_unchecked(ky * k + kx));
-                    let x = row.add(kx);
-                    for (i, r) in r.iter_mut().enumerate() {
-                        *r = $fmadd($load(x.add($width * i)), t, *r);
-                    }
-                }
-            }
-            let o = out.as_mut_ptr();
-            for (i, r) in r.iter().enumerate() {
-                $store(o.add($width * i), *r);
-            }
-        }
-    };
-}
-
-x86_block!(
-    block_avx2,
-    "avx2,fma",
-    8,
-    _mm256_set1_ps,
-    _mm256_loadu_ps,
-    _mm256_fmadd_ps,
-    _mm256_storeu_ps
-);
-x86_block!(
-    block_avx512,
-    "avx512f",
-    16,
-    _mm512_set1_ps,
-    _mm512_loadu_ps,
-    _mm512_fmadd_ps,
-    _mm512_storeu_ps
-);
-
-/// The AVX-512 kernel for a padded plane of `n` points: blocks of `16·regs` points, with the fewest
-/// registers (≤ [`REGS_AVX512`]) that cover the plane in as few computed points as the most would.
-/// At 96 px the planes are 720, 216, 72 and 27 points: 9 blocks of 80, 2 of 112, one of 80, one of 32.
-#[cfg(target_arch = "x86_64")]
-fn avx512_block(n: usize) -> Block {
-    const RUNS: [BlockFn; REGS_AVX512] = [
-        block_avx512::<1>,
-        block_avx512::<2>,
-        block_avx512::<3>,
-        block_avx512::<4>,
-        block_avx512::<5>,
-        block_avx512::<6>,
-        block_avx512::<7>,
-        block_avx512::<8>,
-    ];
-    let computed = |regs: usize| n.div_ceil(16 * regs) * 16 * regs;
-    let regs = (1..=REGS_AVX512)
-        .rev()
-        .min_by_key(|&r| computed(r))
-        .unwrap_or(REGS_AVX512);
-    Block {
-        run: RUNS[regs - 1],
-        lanes: 16 * regs,
-    }
-}
-
-#[cfg(target_arch = "aarch64")]
-unsafe fn block_neon(
-    padded: &[f32],
-    taps: &[f32],
-    k: usize,
-    wp: usize,
-    base: usize,
-    b: f32,
-    out: &mut [f32],
-) {
-    use std::arch::aarch64::*;
-    debug_assert!(base + (k - 1) * (wp + 1) + LANES <= padded.len() && out.len() >= LANES);
-    let mut r = [vdupq_n_f32(b); LANES / 4];
-    let src = padded.as_ptr().add(base);
-    for ky in 0..k {
-        let row = src.add(ky * wp);
-        for kx in 0..k {
-            let t = *taps.get_unchecked(ky * k + kx);
-            let x = row.add(kx);
-            for (i, r) in r.iter_mut().enumerate() {
-                *r = vfmaq_n_f32(*r, vld1q_f32(x.add(4 * i)), t);
-            }
-        }
-    }
-    let o = out.as_mut_ptr();
-    for (i, r) in r.iter().enumerate() {
-        vst1q_f32(o.add(4 * i), *r);
-    }
 }
 
 #[cfg(test)]
@@ -784,7 +564,7 @@ mod tests {
         depthwise_planes(&data, &kernel, &bias, &mut b, shape, PLAIN);
         // On an AVX-512 CPU the AVX2 kernel is not the best one: check it too.
         #[cfg(target_arch = "x86_64")]
-        if let Some(avx2) = avx2_block() {
+        if let Some(avx2) = x86::avx2_block() {
             let mut c = vec![0f32; 6 * 24 * 24];
             depthwise_planes(&data, &kernel, &bias, &mut c, shape, avx2);
             let err = c

@@ -1,7 +1,7 @@
-//! The embedding model: an ONNX ConvNeXt run by tract, with the contract it carries in its metadata.
+//! The [`Embedder`]: an ONNX ConvNeXt run by tract, checked against the contract it carries in its metadata.
 //!
 //! The ONNX `metadata_props` entry [`CONTRACT_KEY`] holds a JSON [`Contract`] (docs/CONTRACT.md; the type,
-//! its checks and [`read_contract`] live in [`crate::contract`] and are re-exported here).
+//! its checks and [`read_contract`] live in [`super::contract`]).
 //! [`Embedder::load`] reads it, checks it against this build and against the graph, fixes the symbolic
 //! batch axis and optimises the graph once.
 use std::collections::HashMap;
@@ -16,17 +16,14 @@ use tract_onnx::prelude::{
     TypedModel, TypedRunnableModel,
 };
 
-pub use crate::contract::{
-    contract_from_metadata, contract_from_onnx_bytes, read_contract, Contract, EmbeddingSpec,
-    InputSpec, ModelError, CONTRACT_KEY, CONTRACT_VERSION, MAX_DIM, MAX_MODEL_ID, NORM_TOLERANCE,
-};
+use super::contract::{contract_from_metadata, Contract, ModelError, NORM_TOLERANCE};
 use crate::render::RendererSettings;
 
 fn read_proto(path: &Path) -> Result<ModelProto, ModelError> {
-    crate::contract::check_model_file(path)?;
+    super::contract::check_model_file(path)?;
     tract_onnx::onnx()
         .proto_model_for_path(path)
-        .map_err(|e| crate::contract::read_error(path, format!("not an ONNX model ({e:#})")))
+        .map_err(|e| super::contract::read_error(path, format!("not an ONNX model ({e:#})")))
 }
 
 fn contract_from_proto(proto: &ModelProto, path: &Path) -> Result<Contract, ModelError> {
@@ -262,7 +259,7 @@ impl Embedder {
             reason: format!("{e:#}"),
         };
         let tensor = self.input_tensor(images).map_err(tract_err)?;
-        let outputs = crate::parallel::in_inference_pool(|| plan.run(tvec!(tensor.into_tvalue())))
+        let outputs = super::threads::in_inference_pool(|| plan.run(tvec!(tensor.into_tvalue())))
             .map_err(tract_err)?;
         let output = outputs
             .first()
@@ -310,7 +307,7 @@ impl Embedder {
         let mut per_kind: HashMap<String, (usize, Duration, usize)> = HashMap::new();
         // Where an embedding runs (`run`): on an inference thread when there are several, so that the
         // profile times the operators' splits as an embedding makes them.
-        crate::parallel::in_inference_pool(|| {
+        super::threads::in_inference_pool(|| {
             for run in 0..=runs.max(1) {
                 let input = self
                     .input_tensor(std::slice::from_ref(image))
@@ -466,10 +463,8 @@ fn check_graph(
 
 /// Fixes the batch axis to `batch` and optimises: tract runs fixed shapes 2–3× faster than symbolic ones.
 /// Between tract's decluttering and its code generation, three of tract's operators are swapped for
-/// VisualByte's: depthwise convolutions for [`PaddedDepthWise`](crate::depthwise::PaddedDepthWise),
-/// exact GELUs for [`FastGelu`](crate::gelu::FastGelu), and 1×1 convolutions for
-/// [`Pointwise`](crate::pointwise::Pointwise), which also takes over a GELU that follows one (set
-/// `VISUALBYTE_TRACT_OPS=1` to keep tract's own, e.g. to compare them with `visualbyte bench --ops`).
+/// VisualByte's ([`super::ops::swap_in`]; set `VISUALBYTE_TRACT_OPS=1` to keep tract's own, e.g. to
+/// compare them with `visualbyte bench --ops`).
 fn plan(
     typed: &TypedModel,
     symbol: Option<&tract_onnx::prelude::Symbol>,
@@ -488,14 +483,8 @@ fn plan(
     log::debug!("model load (batch {batch}): declutter {}", ms(t));
     if std::env::var_os("VISUALBYTE_TRACT_OPS").is_none_or(|v| v != "1") {
         let t = Instant::now();
-        let dw = crate::depthwise::replace_depthwise(&mut model)?;
-        let gelu = crate::gelu::replace_gelu(&mut model)?;
-        let (pw, fused) = crate::pointwise::replace_pointwise(&mut model)?;
-        log::debug!(
-            "model load (batch {batch}): {dw} depthwise convolutions as PaddedDepthWise, {gelu} GELUs \
-             as FastGelu, {pw} 1×1 convolutions as Pointwise ({fused} with their GELU fused) {}",
-            ms(t)
-        );
+        let swapped = super::ops::swap_in(&mut model)?;
+        log::debug!("model load (batch {batch}): {swapped} {}", ms(t));
     }
     let t = Instant::now();
     model.optimize()?;
@@ -514,6 +503,7 @@ fn ms(t: Instant) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::embed::contract::read_contract;
 
     #[test]
     fn the_lookup_table_normalises_like_the_export_step() {

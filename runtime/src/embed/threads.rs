@@ -2,7 +2,7 @@
 //! installs, process-wide, tract's multithreaded matrix-multiply executor (a rayon pool of `n` threads,
 //! the `multithread-mm` feature) or goes back to one thread.
 //!
-//! The same executor splits VisualByte's own operators (`depthwise`, `pointwise`, `gelu`), and each
+//! The same executor splits VisualByte's own operators ([`super::ops`]), and each
 //! model run starts on one of its threads ([`in_inference_pool`]). On the 2-vCPU x86_64 VM the
 //! benchmarks ran on, a second thread makes one 96 px embedding ~1.3–1.4× faster, with tract's panel
 //! gate off ([`DEFAULT_PANEL_THRESHOLD`]; `BENCHMARKS.md`); a board profile's `threads` and `--threads`
@@ -34,8 +34,8 @@ pub fn in_inference_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 pub const MAX_THREADS: usize = 256;
 
 /// Sets tract's executor for every model run in this process: `1` = single-threaded, `n > 1` = a pool of
-/// `n` threads; searches of large memories use as many ([`crate::index::set_search_threads`]). Returns an
-/// error (and leaves both as they were) when `n` is 0, too large, or the pool cannot be started.
+/// `n` threads. Returns an error (and leaves it as it was) when `n` is 0, too large, or the pool cannot be
+/// started. Searches have their own count (`index::set_search_threads`).
 pub fn set_inference_threads(n: usize) -> Result<(), String> {
     if n == 0 || n > MAX_THREADS {
         return Err(format!("threads: {n} is outside 1..={MAX_THREADS}"));
@@ -45,7 +45,6 @@ pub fn set_inference_threads(n: usize) -> Result<(), String> {
         if let Ok(mut p) = POOL.write() {
             *p = None;
         }
-        crate::index::set_search_threads(1);
         return Ok(());
     }
     tract_linalg::multithread::set_threading_panel_threshold(panel_threshold());
@@ -59,7 +58,6 @@ pub fn set_inference_threads(n: usize) -> Result<(), String> {
     if let Ok(mut p) = POOL.write() {
         *p = Some(pool);
     }
-    crate::index::set_search_threads(n);
     Ok(())
 }
 
