@@ -266,31 +266,23 @@ pub(crate) fn parse(bytes: &[u8], check_vectors: bool) -> Result<Layout, IndexEr
     let (metadata_end, vectors_offset) = check_sections(bytes, &raw)?;
     let metadata = read_metadata(bytes, &raw, dim, metadata_end)?;
     let entry_label = label_rows(bytes, &metadata);
-    let Metadata {
-        model_id,
-        entries_offset,
-        records,
-        entries_end,
-        label_names,
-        label_vectors,
-    } = metadata;
     let count = raw.count as usize;
     let layout = Layout {
         header: IndexHeader {
             version: raw.version,
-            model_id,
+            model_id: metadata.model_id,
             dim,
             count,
             vector_type,
         },
-        entries_offset,
-        records,
-        entries_end,
+        entries_offset: metadata.entries_offset,
+        records: metadata.records,
+        entries_end: metadata.entries_end,
         vectors_offset,
         vectors_len: raw.vectors_len as usize,
         vectors_crc: raw.vectors_crc,
-        label_names,
-        label_vectors,
+        label_names: metadata.label_names,
+        label_vectors: metadata.label_vectors,
         entry_label,
     };
     if check_vectors {
