@@ -1,7 +1,8 @@
 //! The [`Embedder`]: an ONNX ConvNeXt run by tract, checked against the contract it carries in its metadata.
 //!
-//! The ONNX `metadata_props` entry [`CONTRACT_KEY`] holds a JSON [`Contract`] (docs/CONTRACT.md; the type,
-//! its checks and [`read_contract`] live in [`super::contract`]).
+//! The ONNX `metadata_props` entry [`CONTRACT_KEY`](super::contract::CONTRACT_KEY) holds a JSON
+//! [`Contract`] (docs/CONTRACT.md; the type, its checks and
+//! [`read_contract`](super::contract::read_contract) live in [`super::contract`]).
 //! [`Embedder::load`] reads it, checks it against this build and against the graph, fixes the symbolic
 //! batch axis and optimises the graph once.
 use std::collections::HashMap;

@@ -8,8 +8,8 @@ use super::{MR, NR};
 /// ConvNeXt's 96 px planes of 576, 144 and 36 points; the 3×3 stage is one tile of 9.
 pub(super) const NR_AVX512: usize = 12;
 
-/// The AVX2 + FMA kernel where the CPU has them (also what [`best_tile`](super::tile::best_tile) falls back to without AVX-512, and what the
-/// tests check besides).
+/// The AVX2 + FMA kernel where the CPU has them (also what
+/// `tile::best_tile` falls back to without AVX-512).
 pub(super) fn avx2_tile() -> Option<Tile<f32>> {
     (std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
         .then_some(Tile {
