@@ -94,62 +94,30 @@ def flite_questions(labels: list[str], out: Path) -> dict[str, str]:
     return asked
 
 
+def run_demo(
+    binary: Path, index: Path, how: str, source: list[str], stdin: str | None = None
+) -> list[dict]:
+    """`demo --json` over `index` with `--match how`: its JSON lines."""
+    args = [str(binary), "demo", *source, "--json", "--index", str(index), "--match", how]
+    r = subprocess.run(
+        [*args, "--top-k", "5"], input=stdin, capture_output=True, text=True, check=True
+    )
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
 def ask_wavs(binary: Path, index: Path, wavs: Path, how: str) -> dict[str, dict]:
     """The first answer per WAV file of `demo --source wav:DIR --json`."""
-    r = subprocess.run(
-        [
-            str(binary),
-            "demo",
-            "--source",
-            f"wav:{wavs}",
-            "--json",
-            "--pace",
-            "fast",
-            "--index",
-            str(index),
-            "--match",
-            how,
-            "--top-k",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
     answers = {}
-    for line in r.stdout.splitlines():
-        rec = json.loads(line)
+    for rec in run_demo(binary, index, how, ["--source", f"wav:{wavs}", "--pace", "fast"]):
         if rec.get("event") == "answer" or rec.get("answer"):
             answers.setdefault(Path(rec["source"]).name, rec["answer"])
     return answers
 
 
 def ask_typed(binary: Path, index: Path, labels: list[str], how: str) -> dict[str, dict]:
-    r = subprocess.run(
-        [
-            str(binary),
-            "demo",
-            "--source",
-            "none",
-            "--text-stdin",
-            "--json",
-            "--index",
-            str(index),
-            "--match",
-            how,
-            "--top-k",
-            "5",
-        ],
-        input="".join(words_of(label) + "\n" for label in labels),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    answers = [
-        json.loads(line)["answer"]
-        for line in r.stdout.splitlines()
-        if json.loads(line).get("answer")
-    ]
+    typed = "".join(words_of(label) + "\n" for label in labels)
+    lines = run_demo(binary, index, how, ["--source", "none", "--text-stdin"], stdin=typed)
+    answers = [rec["answer"] for rec in lines if rec.get("answer")]
     return {label: a for label, a in zip(labels, answers, strict=True)}
 
 

@@ -67,6 +67,8 @@ struct Recorder {
     heard: Vec<(usize, u32)>,
     typed: Vec<String>,
     fail_on: Option<usize>,
+    /// What it says the last question looked like (the engine keeps the image it embedded).
+    question: Option<image::RgbImage>,
 }
 
 fn canned(query: String, modality: Modality) -> Answer {
@@ -110,6 +112,9 @@ impl Ask for Recorder {
     }
     fn renderer_settings(&self) -> Option<RendererSettings> {
         Some(RendererSettings::for_size(32))
+    }
+    fn last_question(&self) -> Option<&image::RgbImage> {
+        self.question.as_ref()
     }
 }
 
@@ -310,13 +315,18 @@ fn raw_pcm_on_stdin_takes_the_same_path() {
     assert!(lines.iter().all(|l| l["source"] == "stdin"));
 }
 
-#[test]
-fn typed_questions_are_answered_by_the_same_loop_in_order() {
+/// Typed questions, as the demo's stdin reader hands them over, then the end of input.
+fn typed(questions: &[&str]) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
-    for q in ["where is the tiger", "", "red cup"] {
+    for q in questions {
         tx.send(q.to_string()).unwrap();
     }
-    drop(tx);
+    rx
+}
+
+#[test]
+fn typed_questions_are_answered_by_the_same_loop_in_order() {
+    let rx = typed(&["where is the tiger", "", "red cup"]);
     let mut ask = Recorder::default();
     let (summary, out, _) = run_loop(
         Box::new(NoAudio),
@@ -335,32 +345,15 @@ fn typed_questions_are_answered_by_the_same_loop_in_order() {
     assert!(text.contains("memory/cup.png"), "{text}");
 }
 
-/// Answers like [`Recorder`] and keeps a plain blue image as the question it "rendered".
-struct BlueQuestion(Recorder, image::RgbImage);
-
-impl Ask for BlueQuestion {
-    fn ask_pcm(&mut self, pcm: &Pcm) -> Result<Answer, String> {
-        self.0.ask_pcm(pcm)
-    }
-    fn ask_text(&mut self, text: &str) -> Result<Answer, String> {
-        self.0.ask_text(text)
-    }
-    fn renderer_settings(&self) -> Option<RendererSettings> {
-        self.0.renderer_settings()
-    }
-    fn last_question(&self) -> Option<&image::RgbImage> {
-        Some(&self.1)
-    }
-}
-
 #[test]
 fn the_answer_picture_shows_the_question_the_answerer_rendered_instead_of_rendering_it_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (tx, rx) = mpsc::channel();
-    tx.send("tiger".to_string()).unwrap();
-    drop(tx);
+    let rx = typed(&["tiger"]);
     let blue = image::RgbImage::from_pixel(32, 32, image::Rgb([0, 0, 255]));
-    let mut ask = BlueQuestion(Recorder::default(), blue);
+    let mut ask = Recorder {
+        question: Some(blue),
+        ..Recorder::default()
+    };
     let options = DemoOptions {
         answer_image: Some(dir.path().join("answer.png")),
         ..DemoOptions::default()
@@ -404,11 +397,7 @@ impl Speak for Voice {
 
 #[test]
 fn answers_are_spoken_and_a_failing_speaker_is_reported_once_then_left_alone() {
-    let (tx, rx) = mpsc::channel();
-    for q in ["tiger", "cup", "lamp"] {
-        tx.send(q.to_string()).unwrap();
-    }
-    drop(tx);
+    let rx = typed(&["tiger", "cup", "lamp"]);
     let said = Arc::new(std::sync::Mutex::new(Vec::new()));
     let voice = Voice {
         said: Arc::clone(&said),

@@ -267,6 +267,14 @@ impl Resampling {
     }
 }
 
+/// A clip's grey scale in the scaled units of [`LogMel`]'s values: `lo` is black, `lo + range` white,
+/// and frames whose loudest bin is below `trim` (or `lo`) are silence.
+struct Levels {
+    lo: f32,
+    range: f32,
+    trim: f32,
+}
+
 impl LogMel {
     pub fn get(&self, mel: usize, frame: usize) -> f32 {
         self.values[mel * self.frames + frame]
@@ -282,7 +290,9 @@ impl LogMel {
         self.draw(settings, size, &mut PictureScratch::default())
     }
 
-    fn draw(&self, settings: &AudioSettings, size: u32, scratch: &mut PictureScratch) -> RgbImage {
+    /// The clip's grey scale: from its loudest bin (or digital silence plus the range, if louder) down by
+    /// the dynamic range, and the level below which a frame counts as trimmed silence.
+    fn levels(&self, settings: &AudioSettings) -> Levels {
         let range = settings.dynamic_range / 4.0;
         // The level of a digital-silence bin, in the scaled units of `values`.
         let silence = ((settings.log_floor as f64).log10() as f32 + 4.0) / 4.0;
@@ -292,15 +302,24 @@ impl LogMel {
             .copied()
             .fold(f32::NEG_INFINITY, f32::max);
         let hi = clip_max.max(silence + range);
-        let lo = hi - range;
-        let trim = clip_max - settings.trim_db / 40.0;
-        let energy = |t: usize| {
-            (0..self.n_mels)
-                .map(|m| self.get(m, t))
-                .fold(f32::NEG_INFINITY, f32::max)
-        };
+        Levels {
+            lo: hi - range,
+            range,
+            trim: clip_max - settings.trim_db / 40.0,
+        }
+    }
+
+    /// The loudest mel bin of frame `t`.
+    fn frame_energy(&self, t: usize) -> f32 {
+        (0..self.n_mels)
+            .map(|m| self.get(m, t))
+            .fold(f32::NEG_INFINITY, f32::max)
+    }
+
+    fn draw(&self, settings: &AudioSettings, size: u32, scratch: &mut PictureScratch) -> RgbImage {
+        let Levels { lo, range, trim } = self.levels(settings);
         let is_active = |t: &usize| {
-            let e = energy(*t);
+            let e = self.frame_energy(*t);
             e >= trim && e > lo
         };
         // The first non-silent frame always lands `pad_frames` columns in, whether the clip had leading
@@ -509,19 +528,9 @@ mod tests {
     /// `image::imageops::resize`. `draw` must match it bit for bit (the default model was trained on it).
     fn picture_through_image_resize(lm: &LogMel, s: &AudioSettings, size: u32) -> RgbImage {
         use image::{ImageBuffer, Luma};
-        let range = s.dynamic_range / 4.0;
-        let silence = ((s.log_floor as f64).log10() as f32 + 4.0) / 4.0;
-        let clip_max = lm.values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let hi = clip_max.max(silence + range);
-        let lo = hi - range;
-        let trim = clip_max - s.trim_db / 40.0;
-        let energy = |t: usize| {
-            (0..lm.n_mels)
-                .map(|m| lm.get(m, t))
-                .fold(f32::NEG_INFINITY, f32::max)
-        };
+        let Levels { lo, range, trim } = lm.levels(s);
         let active: Vec<usize> = (0..lm.frames)
-            .filter(|&t| energy(t) >= trim && energy(t) > lo)
+            .filter(|&t| lm.frame_energy(t) >= trim && lm.frame_energy(t) > lo)
             .collect();
         let (start, end) = match (active.first(), active.last()) {
             (Some(&a), Some(&b)) => (

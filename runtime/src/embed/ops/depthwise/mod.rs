@@ -221,7 +221,16 @@ const LANES: usize = 32;
 /// One block: `out[j] = b + Σ_{ky,kx} taps[ky·k + kx] · padded[base + ky·wp + kx + j]`, `j < lanes`
 /// (the kernel's [`Block::lanes`]). Callers guarantee `base + (k − 1)·(wp + 1) + lanes ≤ padded.len()`,
 /// `out.len() ≥ lanes` and `taps.len() == k²`.
-type BlockFn = unsafe fn(&[f32], &[f32], usize, usize, usize, f32, &mut [f32]);
+type BlockFn = unsafe fn(Plane<'_>, usize, f32, &mut [f32]);
+
+/// One channel's zero-padded plane (row stride `wp`) and its `k × k` taps, as every block kernel reads them.
+#[derive(Clone, Copy)]
+struct Plane<'a> {
+    padded: &'a [f32],
+    taps: &'a [f32],
+    k: usize,
+    wp: usize,
+}
 
 /// A block kernel and the points it computes per call.
 #[derive(Clone, Copy)]
@@ -373,9 +382,15 @@ fn depthwise_planes(
             }
             let b = if bias.len() == 1 { bias[0] } else { bias[ch] };
             let taps = &kernel[ch * k * k..(ch + 1) * k * k];
+            let input = Plane {
+                padded,
+                taps,
+                k,
+                wp,
+            };
             for (i, out_block) in acc.chunks_exact_mut(lanes).enumerate() {
                 // SAFETY: the bound asserted above; `taps` has k² values; `block` suits this CPU.
-                unsafe { (block.run)(padded, taps, k, wp, i * lanes, b, out_block) };
+                unsafe { (block.run)(input, i * lanes, b, out_block) };
             }
             let dst = &mut out[ch * plane..(ch + 1) * plane];
             for y in 0..h {
@@ -392,15 +407,8 @@ thread_local! {
 }
 
 /// Plain Rust (any target; also the reference the vector kernels are tested against).
-unsafe fn block_plain(
-    padded: &[f32],
-    taps: &[f32],
-    k: usize,
-    wp: usize,
-    base: usize,
-    b: f32,
-    out: &mut [f32],
-) {
+unsafe fn block_plain(plane: Plane<'_>, base: usize, b: f32, out: &mut [f32]) {
+    let (padded, taps, k, wp) = (plane.padded, plane.taps, plane.k, plane.wp);
     let mut r = [b; LANES];
     for ky in 0..k {
         for kx in 0..k {
@@ -448,6 +456,28 @@ mod tests {
         (0..n).map(|_| rng.next_signed()).collect()
     }
 
+    /// Random input, kernel and bias of `shape` (seeds from `seed`) through [`depthwise_same`], checked
+    /// against the definition; returns them with the output.
+    fn matches_the_definition(
+        [c, h, w, k]: [usize; 4],
+        shared_bias: bool,
+        seed: u64,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let data = pseudo(c * h * w, seed);
+        let kernel = pseudo(c * k * k, 100 + seed);
+        let bias = pseudo(if shared_bias { 1 } else { c }, 200 + seed);
+        let mut out = vec![f32::NAN; c * h * w];
+        depthwise_same(&data, &kernel, &bias, &mut out, [c, h, w, k]);
+        let want = reference(&data, &kernel, &bias, [c, h, w, k]);
+        let err = out
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err < 1e-5, "c{c} {h}×{w} k{k}: max abs {err}");
+        (data, kernel, bias, out)
+    }
+
     #[test]
     fn padded_depthwise_matches_the_definition_on_every_plane_size() {
         // ConvNeXt's planes at 96 px (24, 12, 6, 3), planes narrower than the kernel, 1×1, a 3×3 kernel,
@@ -464,18 +494,7 @@ mod tests {
         .iter()
         .enumerate()
         {
-            let data = pseudo(c * h * w, i as u64);
-            let kernel = pseudo(c * k * k, 100 + i as u64);
-            let bias = pseudo(if shared_bias { 1 } else { c }, 200 + i as u64);
-            let mut out = vec![f32::NAN; c * h * w];
-            depthwise_same(&data, &kernel, &bias, &mut out, [c, h, w, k]);
-            let want = reference(&data, &kernel, &bias, [c, h, w, k]);
-            let err = out
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(err < 1e-5, "c{c} {h}×{w} k{k}: max abs {err}");
+            matches_the_definition([c, h, w, k], shared_bias, i as u64);
         }
     }
 
@@ -492,18 +511,8 @@ mod tests {
         .iter()
         .enumerate()
         {
-            let data = pseudo(c * h * w, 300 + i as u64);
-            let kernel = pseudo(c * k * k, 400 + i as u64);
-            let bias = pseudo(if shared_bias { 1 } else { c }, 500 + i as u64);
-            let mut out = vec![f32::NAN; c * h * w];
-            depthwise_same(&data, &kernel, &bias, &mut out, [c, h, w, k]);
-            let want = reference(&data, &kernel, &bias, [c, h, w, k]);
-            let err = out
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(err < 1e-5, "c{c} {h}×{w} k{k}: max abs {err}");
+            let (data, kernel, bias, out) =
+                matches_the_definition([c, h, w, k], shared_bias, 300 + i as u64);
             let mut blocks = vec![f32::NAN; c * h * w];
             // The block kernel this CPU would take (FMA, like the 16-channel path where it runs).
             let block = best_block(h * (w + k / 2 * 2));

@@ -1,15 +1,8 @@
 //! The aarch64 depthwise kernel: NEON blocks of [`LANES`] consecutive points.
-use super::LANES;
+use super::{Plane, LANES};
 
-pub(super) unsafe fn block_neon(
-    padded: &[f32],
-    taps: &[f32],
-    k: usize,
-    wp: usize,
-    base: usize,
-    b: f32,
-    out: &mut [f32],
-) {
+pub(super) unsafe fn block_neon(plane: Plane<'_>, base: usize, b: f32, out: &mut [f32]) {
+    let (padded, taps, k, wp) = (plane.padded, plane.taps, plane.k, plane.wp);
     use std::arch::aarch64::*;
     debug_assert!(base + (k - 1) * (wp + 1) + LANES <= padded.len() && out.len() >= LANES);
     let mut r = [vdupq_n_f32(b); LANES / 4];

@@ -1,6 +1,6 @@
 //! The x86_64 depthwise kernels: AVX2 + FMA and AVX-512 blocks of consecutive points, and on AVX-512 the
 //! small planes 16 channels at a time (channels-last in the registers).
-use super::{small_plane, Block, BlockFn, LANES};
+use super::{small_plane, Block, BlockFn, Plane, LANES};
 use crate::embed::ops::pointwise::x86::transpose_16x16;
 
 /// Most registers of 16 points per block of the AVX-512 kernel: 8 independent sums keep both FMA pipes
@@ -117,16 +117,9 @@ pub(super) fn avx2_block() -> Option<Block> {
 macro_rules! x86_block {
     ($name:ident, $features:literal, $width:literal, $set1:ident, $load:ident, $fmadd:ident, $store:ident) => {
         #[target_feature(enable = $features)]
-        unsafe fn $name<const R: usize>(
-            padded: &[f32],
-            taps: &[f32],
-            k: usize,
-            wp: usize,
-            base: usize,
-            b: f32,
-            out: &mut [f32],
-        ) {
+        unsafe fn $name<const R: usize>(plane: Plane<'_>, base: usize, b: f32, out: &mut [f32]) {
             use std::arch::x86_64::*;
+            let (padded, taps, k, wp) = (plane.padded, plane.taps, plane.k, plane.wp);
             let lanes = $width * R;
             debug_assert!(base + (k - 1) * (wp + 1) + lanes <= padded.len() && out.len() >= lanes);
             let mut r = [$set1(b); R];
