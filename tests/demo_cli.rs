@@ -133,8 +133,7 @@ fn demo_cli_rejects_bad_profiles_and_sources_clearly() {
     );
     assert!(stderr.contains("wav:FILE_OR_FOLDER"), "{stderr}");
 
-    let out = bin().args(["demo", "--board", "toaster"]).output().unwrap();
-    let stderr = text(&out.stderr);
+    let stderr = fails(bin().args(["demo", "--board", "toaster"]).output().unwrap());
     assert!(stderr.contains("rpi5"), "{stderr}");
 }
 

@@ -23,7 +23,7 @@ use visualbyte::capture::{
 use visualbyte::capture::{Overruns, StreamFormat};
 use visualbyte::index::Matched;
 use visualbyte::listen::{Ask, Demo, DemoOptions, Speak, Summary};
-use visualbyte::render::{decode_wav_bytes, resample_to, Pcm, RendererSettings};
+use visualbyte::render::{decode_wav_bytes, resample_to, Pcm, Renderer, RendererSettings};
 
 fn three_questions() -> Pcm {
     let bytes = std::fs::read(fixture("demo/three_questions.wav")).unwrap();
@@ -62,13 +62,25 @@ fn write_wav(path: &Path, channels: u16, rate: u32, float: bool, mono: &[f32]) {
 }
 
 /// Answers every question with a fixed memory and records what it heard.
-#[derive(Default)]
 struct Recorder {
     heard: Vec<(usize, u32)>,
     typed: Vec<String>,
     fail_on: Option<usize>,
     /// What it says the last question looked like (the engine keeps the image it embedded).
     question: Option<image::RgbImage>,
+    renderer: Renderer,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            heard: Vec::new(),
+            typed: Vec::new(),
+            fail_on: None,
+            question: None,
+            renderer: Renderer::new(RendererSettings::for_size(32)).unwrap(),
+        }
+    }
 }
 
 fn canned(query: String, modality: Modality) -> Answer {
@@ -110,8 +122,8 @@ impl Ask for Recorder {
         self.typed.push(text.to_string());
         Ok(canned(text.to_string(), Modality::Text))
     }
-    fn renderer_settings(&self) -> Option<RendererSettings> {
-        Some(RendererSettings::for_size(32))
+    fn renderer(&self) -> &Renderer {
+        &self.renderer
     }
     fn last_question(&self) -> Option<&image::RgbImage> {
         self.question.as_ref()

@@ -20,7 +20,7 @@ use crate::answer::text::{by_label_mark, headline, spoken};
 use crate::answer::{Answer, Engine};
 use crate::capture::{Converter, Fault, Overruns, Pulled, Source};
 use crate::endpoint::{EndpointConfig, Endpointer, Event, Utterance};
-use crate::render::{Pcm, Renderer, RendererSettings, TextRenderer};
+use crate::render::{Pcm, Renderer, TextRenderer};
 
 /// The rate utterances are detected and handed over at.
 pub const ANALYSIS_RATE: u32 = 16_000;
@@ -29,12 +29,10 @@ pub const ANALYSIS_RATE: u32 = 16_000;
 pub trait Ask {
     fn ask_pcm(&mut self, pcm: &Pcm) -> Result<Answer, String>;
     fn ask_text(&mut self, text: &str) -> Result<Answer, String>;
-    /// The renderer settings, for drawing the answer picture.
-    fn renderer_settings(&self) -> Option<RendererSettings>;
-    /// The last question's image as it was embedded, so the answer picture need not render it again.
-    fn last_question(&self) -> Option<&RgbImage> {
-        None
-    }
+    /// The renderer questions are drawn with; the answer picture draws the memories with it too.
+    fn renderer(&self) -> &Renderer;
+    /// The last question's image as it was embedded: the answer picture's first tile.
+    fn last_question(&self) -> Option<&RgbImage>;
 }
 
 impl Ask for Engine {
@@ -44,8 +42,8 @@ impl Ask for Engine {
     fn ask_text(&mut self, text: &str) -> Result<Answer, String> {
         Engine::ask_text(self, text).map_err(|e| e.to_string())
     }
-    fn renderer_settings(&self) -> Option<RendererSettings> {
-        Some(self.renderer().settings().clone())
+    fn renderer(&self) -> &Renderer {
+        Engine::renderer(self)
     }
     fn last_question(&self) -> Option<&RgbImage> {
         Engine::last_question(self)
@@ -167,7 +165,8 @@ pub struct Demo<'a> {
     status: &'a mut dyn Write,
     stop: Arc<AtomicBool>,
     typed: Option<Receiver<String>>,
-    picture: Option<(Renderer, TextRenderer)>,
+    /// Renders the answer picture's captions; made on the first picture.
+    captions: Option<TextRenderer>,
     /// Speaks each answer (`--say`); dropped after its first failure.
     speaker: Option<Box<dyn Speak + 'a>>,
     summary: Summary,
@@ -191,7 +190,7 @@ impl<'a> Demo<'a> {
             status,
             stop: Arc::new(AtomicBool::new(false)),
             typed: None,
-            picture: None,
+            captions: None,
             speaker,
             summary: Summary::default(),
             answers: 0,
@@ -421,7 +420,7 @@ impl<'a> Demo<'a> {
         self.summary.typed += 1;
         let began = Instant::now();
         let result = self.ask.ask_text(text);
-        self.report("typed".into(), None, result, Duration::ZERO, began, None)
+        self.report("typed".into(), None, result, Duration::ZERO, began)
     }
 
     fn on_event(&mut self, event: Event, listen: Duration) -> anyhow::Result<()> {
@@ -433,16 +432,16 @@ impl<'a> Demo<'a> {
                 );
                 Ok(())
             }
-            Event::Utterance(u) => {
+            Event::Utterance(mut u) => {
                 self.summary.utterances += 1;
                 let began = Instant::now();
                 let pcm = Pcm {
-                    samples: u.samples.clone(),
+                    samples: std::mem::take(&mut u.samples),
                     rate: u.rate,
                 };
                 let result = self.ask.ask_pcm(&pcm);
                 let source = self.source.stream_name().unwrap_or_else(|| "audio".into());
-                self.report(source, Some(&u), result, listen, began, Some(&pcm))
+                self.report(source, Some(&u), result, listen, began)
             }
         }
     }
@@ -454,7 +453,6 @@ impl<'a> Demo<'a> {
         result: Result<Answer, String>,
         listen: Duration,
         began: Instant,
-        pcm: Option<&Pcm>,
     ) -> anyhow::Result<()> {
         self.answers += 1;
         let n = self.answers;
@@ -491,7 +489,7 @@ impl<'a> Demo<'a> {
         let picture = match self.options.answer_image.clone() {
             Some(template) => {
                 let path = answer_picture_path(&template, n);
-                match self.write_picture(&path, &answer, pcm, utterance.is_none()) {
+                match self.write_picture(&path, &answer, utterance.is_none()) {
                     Ok(()) => Some(path.display().to_string()),
                     Err(e) => {
                         self.say_status(&format!("answer picture {}: {e}", path.display()));
@@ -552,15 +550,15 @@ impl<'a> Demo<'a> {
             }
         }
         self.out.flush()?;
-        self.speak(&spoken(&answer));
+        self.speak(&answer);
         Ok(())
     }
 
-    fn speak(&mut self, text: &str) {
+    fn speak(&mut self, answer: &Answer) {
         let Some(speaker) = self.speaker.as_mut() else {
             return;
         };
-        if let Err(e) = speaker.say(text) {
+        if let Err(e) = speaker.say(&spoken(answer)) {
             self.speaker = None;
             self.say_status(&format!("--say: {e}"));
         }
@@ -572,26 +570,19 @@ impl<'a> Demo<'a> {
         &mut self,
         path: &std::path::Path,
         answer: &Answer,
-        pcm: Option<&Pcm>,
         typed: bool,
     ) -> anyhow::Result<()> {
-        if self.picture.is_none() {
-            let settings = self
-                .ask
-                .renderer_settings()
-                .ok_or_else(|| anyhow::anyhow!("no renderer settings to draw with"))?;
-            let captions = TextRenderer::new(TILE, &settings.text)?;
-            self.picture = Some((Renderer::new(settings)?, captions));
+        let renderer = self.ask.renderer();
+        if self.captions.is_none() {
+            self.captions = Some(TextRenderer::new(TILE, &renderer.settings().text)?);
         }
-        let Some((renderer, captioner)) = self.picture.as_mut() else {
+        let Some(captioner) = self.captions.as_ref() else {
             return Ok(());
         };
-        // The question as the model saw it; rendered again only when the answerer kept no image.
-        let question = match (self.ask.last_question(), pcm) {
-            (Some(image), _) => image.clone(),
-            (None, Some(pcm)) if !typed => renderer.audio_pcm(pcm)?,
-            (None, _) => renderer.text(&answer.query)?,
-        };
+        let question = self
+            .ask
+            .last_question()
+            .ok_or_else(|| anyhow::anyhow!("no image of the question was kept"))?;
         answer_picture(renderer, captioner, answer, question, typed).save(path)?;
         Ok(())
     }

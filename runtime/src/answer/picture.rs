@@ -12,7 +12,7 @@ pub const TILE: u32 = 160;
 const GAP: u32 = 8;
 
 /// Question and memories in a row, captions under them; a red bar marks "not in memory".
-pub fn compose(tiles: &[RgbImage], captions: &[RgbImage], not_in_memory: bool) -> RgbImage {
+fn compose(tiles: &[RgbImage], captions: &[RgbImage], not_in_memory: bool) -> RgbImage {
     let n = tiles.len().max(1) as u32;
     let width = n * TILE + (n + 1) * GAP;
     let caption_h = TILE / 2;
@@ -99,13 +99,13 @@ pub fn answer_picture_path(template: &std::path::Path, n: usize) -> PathBuf {
 /// The picture of one answer: `question` (the rendered question) first, captioned `heard` or `typed`,
 /// then each hit's memory picture (a blank tile when it cannot be read) with its label and score.
 pub fn answer_picture(
-    renderer: &mut Renderer,
-    captioner: &mut TextRenderer,
+    renderer: &Renderer,
+    captioner: &TextRenderer,
     answer: &Answer,
-    question: RgbImage,
+    question: &RgbImage,
     typed: bool,
 ) -> RgbImage {
-    let mut tiles = vec![question];
+    let mut tiles = vec![question.clone()];
     let mut captions = vec![if typed {
         "typed".to_string()
     } else {
