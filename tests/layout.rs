@@ -136,6 +136,11 @@ fn library_stages_depend_only_on_the_stages_before_them() {
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                     .collect();
+                assert!(
+                    !dep.is_empty(),
+                    "{}: name the module after `crate::` (no grouped `crate::{{…}}` imports), so the layers can be checked: {line}",
+                    rel.display()
+                );
                 let Some(dep_layer) = layer_of(&dep) else {
                     continue;
                 };

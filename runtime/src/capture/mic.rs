@@ -17,10 +17,8 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 
-use super::{
-    ring, ring_capacity, Consumer, Fault, Overruns, Producer, Pulled, Source, SourceError,
-    StreamFormat,
-};
+use super::ring::{ring, Consumer, Producer};
+use super::{ring_capacity, Fault, Overruns, Pulled, Source, SourceError, StreamFormat};
 
 /// An input device as the host reports it.
 #[derive(Debug, Clone, PartialEq)]

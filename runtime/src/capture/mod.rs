@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use ring::{Consumer, Producer};
+
 use thiserror::Error;
 
 pub mod convert;
@@ -22,7 +24,7 @@ pub mod wav;
 pub use convert::Converter;
 #[cfg(feature = "mic")]
 pub use mic::{input_devices, InputDevice, MicSource};
-pub use ring::{ring, Consumer, Overruns, Producer};
+pub use ring::Overruns;
 pub use stdin::{PcmEncoding, PcmSource};
 pub use wav::WavSource;
 
@@ -150,12 +152,12 @@ impl FromStr for Pace {
 }
 
 /// Samples per feeder block: 10 ms, like a small audio callback period.
-pub(super) fn block_frames(rate: u32) -> usize {
+fn block_frames(rate: u32) -> usize {
     (rate as usize / 100).max(1)
 }
 
 /// Pushes `block` into the ring: paced like a callback (overruns counted), or with back-pressure.
-pub(super) fn feed(producer: &mut Producer, block: &[f32], pace: Pace) -> bool {
+fn feed(producer: &mut Producer, block: &[f32], pace: Pace) -> bool {
     match pace {
         Pace::Realtime => {
             producer.push(block);
@@ -179,7 +181,7 @@ pub(super) fn feed(producer: &mut Producer, block: &[f32], pace: Pace) -> bool {
 }
 
 /// Polls a ring until samples come, the producer is gone, or `wait` passes.
-pub(super) fn pull_ring(consumer: &mut Consumer, out: &mut Vec<f32>, wait: Duration) -> RingPull {
+fn pull_ring(consumer: &mut Consumer, out: &mut Vec<f32>, wait: Duration) -> RingPull {
     let deadline = Instant::now() + wait;
     loop {
         if consumer.pop_into(out) > 0 {
@@ -196,14 +198,14 @@ pub(super) fn pull_ring(consumer: &mut Consumer, out: &mut Vec<f32>, wait: Durat
     }
 }
 
-pub(super) enum RingPull {
+enum RingPull {
     Got,
     Nothing,
     Closed,
 }
 
 /// Ring capacity for `seconds` of audio in `format`.
-pub fn ring_capacity(format: StreamFormat, seconds: f32) -> usize {
+fn ring_capacity(format: StreamFormat, seconds: f32) -> usize {
     ((format.rate as f32 * format.channels as f32 * seconds.clamp(0.1, 60.0)) as usize).max(1024)
 }
 
