@@ -191,8 +191,9 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
             args.dir.display()
         );
     }
-    let labels: Vec<&str> = count_labels(&embedded.entries).into_keys().collect();
-    let label_vectors = embed_labels(&mut model, |t| Ok(renderer.text(t)?), &labels)?;
+    let labels = count_labels(&embedded.entries);
+    let names: Vec<&str> = labels.keys().copied().collect();
+    let label_vectors = embed_labels(&mut model, |t| Ok(renderer.text(t)?), &names)?;
     write_index_with_labels(
         &out,
         model.model_id(),
@@ -203,7 +204,6 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         &label_vectors,
     )
     .with_context(|| format!("cannot write the index {}", out.display()))?;
-    let labels = count_labels(&embedded.entries);
     let mut s = format!(
         "indexed {} pictures under {} labels into {} ({}, model {})\n",
         embedded.entries.len(),

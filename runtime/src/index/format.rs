@@ -125,7 +125,7 @@ fn corrupt(section: Section, detail: impl Into<String>) -> IndexError {
     })
 }
 
-/// `what`, which starts at byte `at` of the metadata, does not end inside it.
+/// `what`, which starts at byte `at` of the file, does not end inside the metadata.
 fn past_the_end(what: &str, at: usize) -> IndexError {
     corrupt(
         Section::Metadata,
@@ -439,6 +439,9 @@ fn read_metadata(
 
 /// For each entry, the row of its label's vector ([`NO_LABEL_VECTOR`] when its label has none).
 fn label_rows(bytes: &[u8], m: &Metadata) -> Vec<u32> {
+    if m.label_names.is_empty() {
+        return vec![NO_LABEL_VECTOR; m.records.len()];
+    }
     let rows: std::collections::HashMap<&str, u32> = m
         .label_names
         .iter()

@@ -268,11 +268,18 @@ impl Resampling {
 }
 
 /// A clip's grey scale in the scaled units of [`LogMel`]'s values: `lo` is black, `lo + range` white,
-/// and frames whose loudest bin is below `trim` (or `lo`) are silence.
+/// and frames whose loudest bin is below `trim` or at most `lo` are silence.
 struct Levels {
     lo: f32,
     range: f32,
     trim: f32,
+}
+
+impl Levels {
+    /// Whether a frame whose loudest bin is `energy` is speech rather than trimmed silence.
+    fn is_active(&self, energy: f32) -> bool {
+        energy >= self.trim && energy > self.lo
+    }
 }
 
 impl LogMel {
@@ -317,11 +324,9 @@ impl LogMel {
     }
 
     fn draw(&self, settings: &AudioSettings, size: u32, scratch: &mut PictureScratch) -> RgbImage {
-        let Levels { lo, range, trim } = self.levels(settings);
-        let is_active = |t: &usize| {
-            let e = self.frame_energy(*t);
-            e >= trim && e > lo
-        };
+        let levels = self.levels(settings);
+        let Levels { lo, range, .. } = levels;
+        let is_active = |t: &usize| levels.is_active(self.frame_energy(*t));
         // The first non-silent frame always lands `pad_frames` columns in, whether the clip had leading
         // silence or speech from its first sample (then the columns before it are black).
         let (start, end) = match (0..self.frames).find(is_active) {
@@ -524,13 +529,15 @@ mod tests {
         assert!((area - 1.0).abs() < 0.05, "{area}");
     }
 
-    /// The picture as drawn before [`LogMel::draw`] existed: a grey `ImageBuffer` through
-    /// `image::imageops::resize`. `draw` must match it bit for bit (the default model was trained on it).
+    /// The picture as drawn before [`LogMel::draw`] existed: the same levels and trimmed span, then a grey
+    /// `ImageBuffer` through `image::imageops::resize`. `draw`'s own resampling must match it bit for bit
+    /// (the default model was trained on it).
     fn picture_through_image_resize(lm: &LogMel, s: &AudioSettings, size: u32) -> RgbImage {
         use image::{ImageBuffer, Luma};
-        let Levels { lo, range, trim } = lm.levels(s);
+        let levels = lm.levels(s);
+        let Levels { lo, range, .. } = levels;
         let active: Vec<usize> = (0..lm.frames)
-            .filter(|&t| lm.frame_energy(t) >= trim && lm.frame_energy(t) > lo)
+            .filter(|&t| levels.is_active(lm.frame_energy(t)))
             .collect();
         let (start, end) = match (active.first(), active.last()) {
             (Some(&a), Some(&b)) => (

@@ -9,12 +9,10 @@
 //! consecutive points that stay in vector registers through all k² taps (on x86_64 AVX-512, 16–128
 //! points sized to the plane, else AVX2 + FMA, 32 points, chosen at run time; NEON on aarch64, plain Rust
 //! elsewhere). With AVX-512, planes up to 6×6 go 16 channels at a time instead (channels-last in the
-//! registers), which wastes no work on the padding columns.
-//!
+//! registers), which wastes no work on the padding columns. Any other convolution is left to tract.
 //!
 //! This file holds the operator, the graph rewrite, the padded-plane driver and the plain-Rust block
 //! kernel; the vector kernels are per architecture (`x86`, `neon`).
-//! Any other convolution is left to tract.
 use tract_onnx::tract_core::as_op;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
@@ -77,15 +75,15 @@ impl PaddedDepthWise {
         {
             let mut out = output.try_as_plain_ram_mut()?;
             let plane = h * w;
+            // Whole planes per task when the plan has several threads (`--threads`); every plane
+            // is computed the same way whatever the split, so the result does not depend on it.
+            let group = split_group(c, h, w, k);
             for (item, out) in out
                 .as_slice_mut::<f32>()?
                 .chunks_exact_mut(c * plane)
                 .enumerate()
             {
                 let data = &data[item * c * plane..(item + 1) * c * plane];
-                // Whole planes per task when the plan has several threads (`--threads`); every plane
-                // is computed the same way whatever the split, so the result does not depend on it.
-                let group = split_group(c, h, w, k);
                 tract_onnx::tract_core::tract_linalg::multithread::par_chunks_mut(
                     out,
                     group * plane,
@@ -254,6 +252,7 @@ pub fn depthwise_same(
     shape: [usize; 4],
 ) {
     let [_, h, w, k] = shape;
+    let block = best_block(h * (w + k / 2 * 2));
     #[cfg(target_arch = "x86_64")]
     let c = shape[0];
     #[cfg(target_arch = "x86_64")]
@@ -280,23 +279,9 @@ pub fn depthwise_same(
             &kernel[done * k * k..],
             &mut out[done * h * w..],
         );
-        return depthwise_planes(
-            data,
-            kernel,
-            bias,
-            out,
-            rest,
-            best_block(h * (w + k / 2 * 2)),
-        );
+        return depthwise_planes(data, kernel, bias, out, rest, block);
     }
-    depthwise_planes(
-        data,
-        kernel,
-        bias,
-        out,
-        shape,
-        best_block(h * (w + k / 2 * 2)),
-    );
+    depthwise_planes(data, kernel, bias, out, shape, block);
 }
 
 /// The planes a thread's share of one convolution is counted in: whole groups of 16 channels for the

@@ -1,5 +1,5 @@
 //! The plain-Rust tile kernel (any target; also the reference the vector kernels are tested against), the
-//! epilogue every kernel ends with, and `by_cols!` / `tile_entry!`, which the vector kernels are
+//! epilogue the plain, AVX2 and NEON kernels end with, and `by_cols!` / `tile_entry!`, which the vector kernels are
 //! instantiated with.
 use super::pack::PanelValue;
 use super::tile::{Epilogue, Tile};
