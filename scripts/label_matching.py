@@ -99,9 +99,8 @@ def run_demo(
 ) -> list[dict]:
     """`demo --json` over `index` with `--match how`: its JSON lines."""
     args = [str(binary), "demo", *source, "--json", "--index", str(index), "--match", how]
-    r = subprocess.run(
-        [*args, "--top-k", "5"], input=stdin, capture_output=True, text=True, check=True
-    )
+    args += ["--top-k", "5"]
+    r = subprocess.run(args, input=stdin, capture_output=True, text=True, check=True)
     return [json.loads(line) for line in r.stdout.splitlines()]
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +29,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import label_matching as lm  # noqa: E402
 import whisper_anchor as wa  # noqa: E402
 from visualbyte_export import speech_engines  # noqa: E402
-from visualbyte_export.data.speech import EN_VOICES_TRAIN, espeak  # noqa: E402
-from visualbyte_export.wav import write_wav  # noqa: E402
+from visualbyte_export.data.speech import EN_VOICES_TRAIN, ESPEAK_RATE, espeak  # noqa: E402
+from visualbyte_export.wav import resample  # noqa: E402
 
 RATE = 16_000
 BLENDS = ("jf_alpha+jm_kumo@0.5", "jf_nezumi+jf_tebukuro@0.3")
@@ -47,7 +45,7 @@ def training_voices() -> list[tuple[str, str]]:
 def say(text: str, engine: str, voice: str) -> np.ndarray:
     if engine == "espeak":
         x = espeak(text, voice, None, 160, 50, 2)
-        return speech_engines.resample(x, 22_050, RATE)
+        return resample(x, ESPEAK_RATE, RATE)
     return speech_engines.synthesize(text, engine, voice, 1.0, RATE)
 
 
@@ -68,20 +66,16 @@ def main() -> int:
         cpu_threads=args.threads,
     )
     labels = lm.memory_labels()
+    # The same labels for every voice, so voices are compared on the same words.
+    rng = np.random.default_rng(7)
+    asked = [labels[i] for i in rng.choice(len(labels), args.per_voice, replace=False)]
     rows = []
     for engine, voice in training_voices():
-        # The same labels for every voice, so voices are compared on the same words.
-        rng = np.random.default_rng(7)
-        asked = [labels[i] for i in rng.choice(len(labels), args.per_voice, replace=False)]
-        heard, seconds = 0, []
+        heard = 0
         for label in asked:
             x = say(f"where is the {lm.words_of(label)}", engine, voice)
-            with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-                write_wav(Path(tmp.name), x, RATE)
-                t = time.perf_counter()
-                segments, _ = model.transcribe(tmp.name, language="en", beam_size=5)
-                text = " ".join(s.text for s in segments)
-                seconds.append(time.perf_counter() - t)
+            segments, _ = model.transcribe(x, language="en", beam_size=5)
+            text = " ".join(s.text for s in segments)
             heard += wa.label_in(text, labels) == label
         rows.append((engine, voice, heard, len(asked)))
         print(f"{engine}:{voice} {heard}/{len(asked)}", flush=True)
