@@ -15,6 +15,7 @@ COMMANDS = {
     "evaluate": "Evaluate a model per modality.",
     "fixture": "Write a tiny model for the runtime's tests.",
     "teacher": "Compute the picture teacher's features of a dataset's pictures.",
+    "probe": "Ask models the leave-one-engine-out probe's spoken questions.",
 }
 
 # Module that implements a command, where it is not named like the command.

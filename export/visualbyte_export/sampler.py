@@ -42,8 +42,22 @@ class ClassBalancedTripleSampler:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        audio_groups: Sequence[int] | None = None,
+        audio_group_shares: Sequence[float] | None = None,
     ) -> None:
         labels = [np.asarray(x, dtype=np.int64) for x in (image_labels, text_labels, audio_labels)]
+        # Optional groups of audio rows (e.g. espeak-ng / other engines) drawn with fixed shares:
+        # a class's audio comes from group g with probability shares[g], renormalised over the
+        # groups that class has rows in. Without groups every audio row of a class is as likely.
+        self.audio_split = None
+        if audio_groups is not None:
+            groups = np.asarray(audio_groups, dtype=np.int64)
+            shares = np.asarray(audio_group_shares, dtype=np.float64)
+            if len(groups) != len(labels[2]):
+                raise ValueError(f"{len(groups)} audio groups for {len(labels[2])} audio rows")
+            if groups.min() < 0 or groups.max() >= len(shares) or (shares < 0).any():
+                raise ValueError("audio groups must index non-negative shares")
+            self.audio_split = (groups, shares)
         if num_classes is None:
             num_classes = int(max(int(x.max()) for x in labels if len(x)) + 1)
         self.by_class = [_indices_by_class(x, num_classes) for x in labels]
@@ -98,6 +112,26 @@ class ClassBalancedTripleSampler:
             pos[mod][c] += 1
             return int(v)
 
+        if self.audio_split is not None:
+            groups, shares = self.audio_split
+            parts = [[q[groups[q] == g] for g in range(len(shares))] for q in queues[2]]
+            gpos = [[0] * len(shares) for _ in parts]
+
+        def take_audio(c: int) -> int:
+            if self.audio_split is None:
+                return take(2, c)
+            p = np.array([shares[g] if len(parts[c][g]) else 0.0 for g in range(len(shares))])
+            if p.sum() == 0:  # the class only has rows of zero-share groups
+                p = np.array([float(len(part) > 0) for part in parts[c]])
+            g = int(rng.choice(len(p), p=p / p.sum()))
+            q = parts[c][g]
+            if gpos[c][g] >= len(q):
+                parts[c][g] = q = rng.permutation(q)
+                gpos[c][g] = 0
+            v = q[gpos[c][g]]
+            gpos[c][g] += 1
+            return int(v)
+
         deck: list[int] = []
         out = []
         for _ in range(self.steps_per_epoch):
@@ -113,7 +147,7 @@ class ClassBalancedTripleSampler:
                         break
                 else:
                     deck = deck + list(rng.permutation(self.classes))
-            rows = [(c, take(0, c), take(1, c), take(2, c)) for c in chosen]
+            rows = [(c, take(0, c), take(1, c), take_audio(c)) for c in chosen]
             out.append(np.array(rows, dtype=np.int64))
         return out
 
