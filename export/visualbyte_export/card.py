@@ -54,7 +54,7 @@ RECIPE_FLAGS = (
     "audio_lambda", "ce_weights", "no_ce_audio", "curriculum_epochs", "align_start", "align_delay",
     "aug", "aug_style", "aug_voice", "unknown_weight", "unknown_per_batch", "teacher_weight",
     "lr_teacher_head", "no_photos", "espeak_share", "leave_out_engine", "probe_engines",
-    "drop_path", "seed", "threads",
+    "heard_only", "drop_path", "seed", "threads",
 )  # fmt: skip
 
 

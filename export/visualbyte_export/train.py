@@ -219,6 +219,12 @@ def _add_speech_mix_args(p: argparse.ArgumentParser) -> None:
         help="share of spoken questions drawn from espeak-ng's rows (the rest from the other "
         "engines'); default: as the dataset holds them",
     )
+    p.add_argument(
+        "--heard-only",
+        action="store_true",
+        help="leave out the training questions Whisper did not hear as their class (`hearing` "
+        "checks them; unchecked questions stay)",
+    )
 
 
 def _add_run_control_args(p: argparse.ArgumentParser) -> None:
@@ -511,10 +517,14 @@ def _speech_mix(
     share = args.espeak_share
     if share is not None and not 0.0 <= share <= 1.0:
         raise SystemExit(f"--espeak-share {share}: a share between 0 and 1")
-    if not (leave_out or probe or share is not None):
+    if not (leave_out or probe or share is not None or args.heard_only):
         return train.y["audio"], None
     engines = speech_mix.read_engines(args.data)
     labels = speech_mix.drawable_labels(train.y["audio"], engines, leave_out, probe)
+    if args.heard_only:
+        from .hearing import unheard_rows
+
+        labels[unheard_rows(args.data, len(labels))] = -1
     log(f"speech rows drawn per engine: {speech_mix.summary(labels, engines)}")
     return labels, None if share is None else speech_mix.espeak_groups(engines)
 

@@ -25,7 +25,7 @@ from ..classes import (
     write_classes_csv,
 )
 from ..photos import PhotoSources, PhotoStage, human_speech_jobs, label_jobs, photo_jobs
-from ..speech_engines import ENGINES, synthesize
+from ..speech_engines import ENGINES
 from ..wav import write_wav
 from .config import DATA_VERSION, Config, _progress, digest, log, rng_for
 from .images import augment_fashion, augment_picture, fashion_pick, image_jobs
@@ -36,7 +36,6 @@ from .speech import (
     ACCENT_SHIFT_P,
     ACCENT_TUNES,
     ACCENT_VOWEL_SHIFTS,
-    ESPEAK_RATE,
     KO_VOICE,
     OTHER_SYNTHS,
     VoiceSets,
@@ -46,7 +45,7 @@ from .speech import (
     engine_jobs,
     espeak,
     other_audio_jobs,
-    other_synth,
+    spoken,
     voice_sets,
 )
 from .text import (
@@ -150,24 +149,7 @@ class Builder:
             return list(_progress(it, len(jobs), f"speech {workdir.name}"))
 
     def synth(self, job: dict, path: Path) -> None:
-        if "synth" in job:
-            x = other_synth(job["text"], job["synth"], job["voice"].split(":", 1)[1])
-        elif "engine" in job:
-            voice = job["voice"].split(":", 1)[1]
-            x = synthesize(job["text"], job["engine"], voice, job["tempo"], ESPEAK_RATE)
-        else:
-            x = espeak(
-                job["text"],
-                job["voice"],
-                job["variant"],
-                job["speed"],
-                job["pitch"],
-                job["gap"],
-                job.get("accent"),
-            )
-        if x.size == 0 or not np.any(x):
-            raise RuntimeError(f"{job.get('synth', 'espeak-ng')} produced silence for {job}")
-        y, rate = augment_speech(x, job["aug"])
+        y, rate = augment_speech(spoken(job), job["aug"])
         write_wav(path, y, rate)
 
     # -- text

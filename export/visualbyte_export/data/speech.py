@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import ClassSpec
-from ..speech_engines import ENGINES
+from ..speech_engines import ENGINES, synthesize
 from ..wav import read_wav, resample
 from .config import Config, rng_for
 from .phrases import _lang, _phrase
@@ -248,6 +248,29 @@ def other_synth(text: str, synth: str, voice: str) -> np.ndarray:
         x, rate = read_wav(Path(tmp.name))
     if rate != ESPEAK_RATE:
         x = resample(x, rate, ESPEAK_RATE)
+    return x
+
+
+def spoken(job: dict) -> np.ndarray:
+    """A speech job's clean samples (float32 mono at ``ESPEAK_RATE``), before augmentation: its
+    synthesizer, engine or espeak-ng voice saying its text. Silence is an error."""
+    if "synth" in job:
+        x = other_synth(job["text"], job["synth"], job["voice"].split(":", 1)[1])
+    elif "engine" in job:
+        voice = job["voice"].split(":", 1)[1]
+        x = synthesize(job["text"], job["engine"], voice, job["tempo"], ESPEAK_RATE)
+    else:
+        x = espeak(
+            job["text"],
+            job["voice"],
+            job["variant"],
+            job["speed"],
+            job["pitch"],
+            job["gap"],
+            job.get("accent"),
+        )
+    if x.size == 0 or not np.any(x):
+        raise RuntimeError(f"{job.get('synth', 'espeak-ng')} produced silence for {job}")
     return x
 
 
