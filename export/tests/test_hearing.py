@@ -12,19 +12,25 @@ from visualbyte_export.fixture import tiny_train_args
 
 
 @pytest.mark.parametrize(
-    "transcript, name, said",
+    "transcript, key, said",
     [
         (" Where is the palm tree?", "palm_tree", True),
-        ("Find the T-shirts.", "T-shirt", True),
-        ("Where is the hotdog?", "hot dog", True),
+        ("Find the T-shirts.", "tshirt", True),
+        ("Where is the hotdog?", "hot_dog", True),
         ("Can you find the foxes", "fox", True),
         ("Where is the palm?", "palm_tree", False),
         ("Where is the cathedral?", "cat", False),
         ("", "cat", False),
     ],
 )
-def test_a_transcript_names_its_class_only_with_the_whole_name(transcript, name, said):
-    assert hearing.names_class(transcript, name) is said
+def test_a_transcript_names_its_class_only_with_the_whole_name(transcript, key, said):
+    assert hearing.names_class(transcript, hearing.class_names(key)) is said
+
+
+def test_a_question_said_with_an_alias_is_heard_by_that_name():
+    # The dataset asks "where did you see the sofa" of the class couch.
+    assert "sofa" in hearing.class_names("couch")
+    assert hearing.names_class("Where did you see the sofa?", hearing.class_names("couch"))
 
 
 ROWS = [

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import speech_mix
+from .classes import all_classes, names_en
 from .data.speech import ESPEAK_RATE, spoken
 from .wav import resample
 
@@ -68,12 +69,20 @@ def _words(text: str) -> str:
     return " " + re.sub(r"[^a-z0-9]+", " ", text.lower()).strip() + " "
 
 
-def names_class(transcript: str, name: str) -> bool:
-    """Whether the transcript says the class name (its words in order or run together, singular
-    or plural; case, hyphens, underscores and punctuation ignored)."""
-    said, word = _words(transcript), _words(name).strip()
-    forms = {word, word.replace(" ", "")}  # "hot dog" is also written "hotdog"
+def names_class(transcript: str, names: list[str]) -> bool:
+    """Whether the transcript says one of the class's names (its words in order or run together,
+    singular or plural; case, hyphens, underscores and punctuation ignored)."""
+    said = _words(transcript)
+    words = [_words(name).strip() for name in names]
+    forms = {f for w in words for f in (w, w.replace(" ", ""))}  # "hot dog" is also "hotdog"
     return any(f" {w}{end} " in said for w in forms for end in ("", "s", "es"))
+
+
+def class_names(key: str) -> list[str]:
+    """Every English name of the class with this key (a question may use an alias: "sofa" for
+    couch); a key that is not a known class is its own name."""
+    spec = next((c for c in all_classes() if c.key == key), None)
+    return names_en(spec) if spec else [key]
 
 
 def chosen_rows(rows: list[dict], engines: list[str], every: int) -> list[int]:
@@ -163,7 +172,7 @@ def check(
             verdict = {
                 "row": i,
                 "voice": row["voice"],
-                "heard": names_class(text, row["class"]),
+                "heard": names_class(text, class_names(row["class"])),
                 "transcript": text,
             }
             out.write(json.dumps(verdict) + "\n")
