@@ -12,20 +12,13 @@ import torch
 
 from .checkpoints import DEFAULT_RUNS, chain_init_model, checkpoint_recipe
 from .model import CLASSIFIER_SCALE
-from .onnx_meta import read_contract
+from .onnx_meta import read_contract, read_training
 from .photo_memory import photo_memory_card
 from .splits import OTHER_INTROS, OTHER_TITLES
 
 
 def _training_info(model: Path, checkpoint: Path | None) -> dict:
-    info = {}
-    if model.suffix == ".onnx":
-        import onnx
-
-        m = onnx.load(str(model), load_external_data=False)
-        for p in m.metadata_props:
-            if p.key == "visualbyte.training":
-                info = json.loads(p.value)
+    info = read_training(model) if model.suffix == ".onnx" else {}
     if checkpoint is not None and checkpoint.exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
         info.update(args=ck.get("args"), step=ck.get("state", {}).get("step"))

@@ -34,7 +34,7 @@ from .model import (
     VisualByteNet,
     load_checkpoint_model,
 )
-from .onnx_meta import CONTRACT_KEY
+from .onnx_meta import CONTRACT_KEY, TRAINING_KEY
 
 OPSET = 17
 CONTRACT_VERSION = 1
@@ -277,7 +277,7 @@ def export_checkpoint(
         renderer,
         threshold,
         weights,
-        {"visualbyte.training": training},
+        {TRAINING_KEY: training},
     )
     report = {
         "model": str(out),

@@ -31,9 +31,7 @@ import torch
 from torch import nn
 
 from .model import VisualByteNet
-
-TRAINING_KEY = "visualbyte.training"
-CONTRACT_KEY = "visualbyte.contract"
+from .onnx_meta import CONTRACT_KEY, TRAINING_KEY
 
 # Which BatchNorm the exporter folded into which convolution (timm ConvNeXt with
 # norm_layer="batchnorm2d").

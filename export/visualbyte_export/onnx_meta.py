@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 CONTRACT_KEY = "visualbyte.contract"
+TRAINING_KEY = "visualbyte.training"
 
 # Renderer settings added after contract version 1, with the value an older contract (which lacks
 # them) means; the runtime reads them the same way (serde defaults in runtime/src/render/mod.rs).
@@ -48,13 +49,26 @@ def model_renderer(model: Path) -> dict | None:
 
 
 def read_contract(model: Path) -> dict:
+    contract = _read_json_metadata(model, CONTRACT_KEY)
+    if contract is None:
+        raise KeyError(f"{model} has no {CONTRACT_KEY} metadata")
+    return contract
+
+
+def read_training(model: Path) -> dict:
+    """How an exported model was trained (``visualbyte.training``: its output, recipe, ...); empty
+    for a model without it."""
+    return _read_json_metadata(model, TRAINING_KEY) or {}
+
+
+def _read_json_metadata(model: Path, key: str) -> dict | None:
     import onnx
 
     m = onnx.load(str(model), load_external_data=False)
     for p in m.metadata_props:
-        if p.key == CONTRACT_KEY:
+        if p.key == key:
             return json.loads(p.value)
-    raise KeyError(f"{model} has no {CONTRACT_KEY} metadata")
+    return None
 
 
 def write_metadata(model: Path, updates: dict[str, str]) -> None:

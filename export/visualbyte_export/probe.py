@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from . import speech_mix
-from .card import _training_info
 from .embedders import OnnxEmbedder
 from .metrics import recall_at_k
+from .onnx_meta import read_training
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def ask(model: Path, sets: dict, gallery: tuple, threads: int) -> dict:
     """R@1 against the gallery and the most likely class's accuracy, per question set."""
     embed = OnnxEmbedder(model, threads)
     # A posterior model's vector has one value per class: its largest is the class it heard.
-    posterior = _training_info(model, None).get("output") == "posterior"
+    posterior = read_training(model).get("output") == "posterior"
     g = embed(gallery[0])
     out = {}
     for name, (x, y) in sets.items():
