@@ -29,7 +29,7 @@ VARIANTS_EVAL = ("f4", "m4", "Annie", "Michael", "klatt3", "steph2", "grandma", 
 # Not used at all: "fast" is a speed test, "Mr serious" has a space in its name.
 VARIANTS_UNUSED = ("fast", "Mr serious")
 ESPEAK_RATE = 22050
-# Other synthesizers: held-out evaluation only (offline-data.md: train speech on espeak-ng only).
+# Other synthesizers: held out, evaluation only (never trained, so their numbers stay comparable).
 # flite's built-in voices and festival's kal diphone voice (Debian flite, festival,
 # festvox-kallpc16k); English only.
 OTHER_SYNTHS = (
