@@ -103,14 +103,14 @@ class ClassBalancedTripleSampler:
         ]
         pos = [[0] * len(m) for m in self.by_class]
 
-        def take(mod: int, c: int) -> int:
-            q = queues[mod][c]
-            if pos[mod][c] >= len(q):
-                queues[mod][c] = q = rng.permutation(q)
-                pos[mod][c] = 0
-            v = q[pos[mod][c]]
-            pos[mod][c] += 1
-            return int(v)
+        def advance(qs: list, ps: list, i: int, j: int) -> int:
+            """The next row of queue ``qs[i][j]``, reshuffled when it is used up."""
+            q = qs[i][j]
+            if ps[i][j] >= len(q):
+                qs[i][j] = q = rng.permutation(q)
+                ps[i][j] = 0
+            ps[i][j] += 1
+            return int(q[ps[i][j] - 1])
 
         if self.audio_split is not None:
             groups, shares = self.audio_split
@@ -119,18 +119,11 @@ class ClassBalancedTripleSampler:
 
         def take_audio(c: int) -> int:
             if self.audio_split is None:
-                return take(2, c)
+                return advance(queues, pos, 2, c)
             p = np.array([shares[g] if len(parts[c][g]) else 0.0 for g in range(len(shares))])
             if p.sum() == 0:  # the class only has rows of zero-share groups
                 p = np.array([float(len(part) > 0) for part in parts[c]])
-            g = int(rng.choice(len(p), p=p / p.sum()))
-            q = parts[c][g]
-            if gpos[c][g] >= len(q):
-                parts[c][g] = q = rng.permutation(q)
-                gpos[c][g] = 0
-            v = q[gpos[c][g]]
-            gpos[c][g] += 1
-            return int(v)
+            return advance(parts, gpos, c, int(rng.choice(len(p), p=p / p.sum())))
 
         deck: list[int] = []
         out = []
@@ -147,7 +140,10 @@ class ClassBalancedTripleSampler:
                         break
                 else:
                     deck = deck + list(rng.permutation(self.classes))
-            rows = [(c, take(0, c), take(1, c), take_audio(c)) for c in chosen]
+            rows = [
+                (c, advance(queues, pos, 0, c), advance(queues, pos, 1, c), take_audio(c))
+                for c in chosen
+            ]
             out.append(np.array(rows, dtype=np.int64))
         return out
 
