@@ -1,5 +1,6 @@
-"""``python -m visualbyte_export hearing``: Whisper's check of a dataset's synthesized training
-speech. Each checked question is synthesized again as the dataset synthesized it (before its noise
+"""``python -m visualbyte_export hearing``: Whisper checks that the training speech says its class.
+
+Each checked question is synthesized again as the dataset synthesized it (before its noise
 and room augmentation) and transcribed by Whisper base; a question whose transcript does not name
 its class is one no listener would understand, and ``train --heard-only`` leaves it out.
 

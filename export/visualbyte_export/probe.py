@@ -1,5 +1,6 @@
-"""``python -m visualbyte_export probe``: the leave-one-engine-out probe's table. Each model is
-asked the probe rows of each probe engine (training questions no probe run trained on,
+"""``python -m visualbyte_export probe``: the table of the leave-one-engine-out probe.
+
+Each model is asked the probe rows of each probe engine (training questions no probe run trained on,
 speech_mix.py), the other synthesizers, the recorded human words and the held-out espeak-ng
 voices, against the evaluation pictures; R@1 and how often the most likely class is right."""
 
