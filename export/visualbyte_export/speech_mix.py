@@ -1,5 +1,6 @@
 """Which training speech rows a run draws and how often: the engines it leaves out, the probe
-rows no run of a leave-one-engine-out probe trains on, and the share of questions espeak-ng says.
+rows no run of a leave-one-engine-out probe trains on, and the share of questions espeak-ng says;
+``train``'s flags for them (``add_args``) and what they make of a run's labels (``for_run``).
 
 A row's engine is its ``engine`` field in ``train_audio_rows.jsonl``; rows without one are
 espeak-ng's (the dataset's original voices, Korean included).
@@ -7,8 +8,11 @@ espeak-ng's (the dataset's original voices, Korean included).
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -70,3 +74,64 @@ def summary(labels: np.ndarray, engines: np.ndarray) -> dict[str, int]:
     keep = labels >= 0
     names, counts = np.unique(engines[keep], return_counts=True)
     return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+
+
+# -------------------------------------------------------------------------------- train's flags
+def add_args(p: argparse.ArgumentParser) -> None:
+    """``train``'s flags for which synthesizers' questions a run hears, and how often."""
+    p.add_argument(
+        "--leave-out-engine",
+        default="",
+        metavar="E1,E2",
+        help="never train on these engines' speech (comma-separated: espeak, mbrola, rhvoice, "
+        "pico, festival, piper, kokoro): one half of a leave-one-engine-out probe",
+    )
+    p.add_argument(
+        "--probe-engines",
+        default="",
+        metavar="E1,E2",
+        help="hold every third training question of these engines out of training, in every run "
+        "of a probe, so `probe` can test each run on them",
+    )
+    p.add_argument(
+        "--espeak-share",
+        type=float,
+        help="share of spoken questions drawn from espeak-ng's rows (the rest from the other "
+        "engines'); default: as the dataset holds them",
+    )
+    p.add_argument(
+        "--heard-only",
+        action="store_true",
+        help="leave out the training questions Whisper did not hear as their class (`hearing` "
+        "checks them; unchecked questions stay)",
+    )
+
+
+class SpeechMix(NamedTuple):
+    """What the sampler draws spoken questions from: labels (-1: never drawn) and, with
+    ``--espeak-share``, each row's group and the groups' shares."""
+
+    labels: np.ndarray
+    groups: np.ndarray | None = None
+    shares: list[float] | None = None
+
+
+def for_run(args: argparse.Namespace, labels: np.ndarray, log: Callable) -> SpeechMix:
+    """The speech mix ``train``'s flags ask for, over the dataset's training audio labels."""
+    probe = [e for e in args.probe_engines.split(",") if e]
+    leave_out = [e for e in args.leave_out_engine.split(",") if e]
+    share = args.espeak_share
+    if share is not None and not 0.0 <= share <= 1.0:
+        raise SystemExit(f"--espeak-share {share}: a share between 0 and 1")
+    if not (leave_out or probe or share is not None or args.heard_only):
+        return SpeechMix(labels)
+    engines = read_engines(args.data)
+    drawable = drawable_labels(labels, engines, leave_out, probe)
+    if args.heard_only:
+        from .hearing import unheard_rows  # hearing needs this module: imported when used
+
+        drawable[unheard_rows(args.data, len(drawable))] = -1
+    log(f"speech rows drawn per engine: {summary(drawable, engines)}")
+    if share is None:
+        return SpeechMix(drawable)
+    return SpeechMix(drawable, espeak_groups(engines), [share, 1.0 - share])

@@ -187,43 +187,13 @@ def _add_extra_training_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave the dataset's training photographs and clip art (train_photo.npy) out",
     )
-    _add_speech_mix_args(p)
+    speech_mix.add_args(p)
     p.add_argument("--drop-path", type=float, default=0.0)
     p.add_argument(
         "--input-norm",
         choices=INPUT_NORMS,
         default="none",
         help="per_image: standardise each picture inside the network (mixed-modality batches)",
-    )
-
-
-def _add_speech_mix_args(p: argparse.ArgumentParser) -> None:
-    """Which synthesizers' training questions a run hears, and how often (speech_mix.py)."""
-    p.add_argument(
-        "--leave-out-engine",
-        default="",
-        metavar="E1,E2",
-        help="never train on these engines' speech (comma-separated: espeak, mbrola, rhvoice, "
-        "pico, festival, piper, kokoro): one half of a leave-one-engine-out probe",
-    )
-    p.add_argument(
-        "--probe-engines",
-        default="",
-        metavar="E1,E2",
-        help="hold every third training question of these engines out of training, in every run "
-        "of a probe, so `probe` can test each run on them",
-    )
-    p.add_argument(
-        "--espeak-share",
-        type=float,
-        help="share of spoken questions drawn from espeak-ng's rows (the rest from the other "
-        "engines'); default: as the dataset holds them",
-    )
-    p.add_argument(
-        "--heard-only",
-        action="store_true",
-        help="leave out the training questions Whisper did not hear as their class (`hearing` "
-        "checks them; unchecked questions stay)",
     )
 
 
@@ -508,27 +478,6 @@ def _loss_weights(args: argparse.Namespace) -> LossWeights:
     )
 
 
-def _speech_mix(
-    args: argparse.Namespace, train: RenderedSplit, log: Callable
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The audio labels the sampler draws from and, with ``--espeak-share``, each row's group."""
-    probe = [e for e in args.probe_engines.split(",") if e]
-    leave_out = [e for e in args.leave_out_engine.split(",") if e]
-    share = args.espeak_share
-    if share is not None and not 0.0 <= share <= 1.0:
-        raise SystemExit(f"--espeak-share {share}: a share between 0 and 1")
-    if not (leave_out or probe or share is not None or args.heard_only):
-        return train.y["audio"], None
-    engines = speech_mix.read_engines(args.data)
-    labels = speech_mix.drawable_labels(train.y["audio"], engines, leave_out, probe)
-    if args.heard_only:
-        from .hearing import unheard_rows
-
-        labels[unheard_rows(args.data, len(labels))] = -1
-    log(f"speech rows drawn per engine: {speech_mix.summary(labels, engines)}")
-    return labels, None if share is None else speech_mix.espeak_groups(engines)
-
-
 def setup_run(args: argparse.Namespace, world: int, rank: int, device) -> TrainRun:
     """Everything before the first step: data, network, optimizer, sampler, resume or ``--init``,
     DDP, the eval split, the loss weights; then the run's first line and the progress bar."""
@@ -537,21 +486,19 @@ def setup_run(args: argparse.Namespace, world: int, rank: int, device) -> TrainR
     meta, train, unknown, run_dir = _load_training_data(args, is_main)
     num_classes = len(meta["classes"])
     net, forward, opt = _build_model(args, train, num_classes, device)
-    audio_labels, audio_groups = _speech_mix(args, train, log)
+    mix = speech_mix.for_run(args, train.y["audio"], log)
     sampler = ClassBalancedTripleSampler(
         train.y["image"],
         train.y["text"],
-        audio_labels,
+        mix.labels,
         args.batch_classes,
         num_classes=num_classes,
         steps_per_epoch=args.steps_per_epoch,
         seed=args.seed,
         rank=rank,
         world_size=world,
-        audio_groups=audio_groups,
-        audio_group_shares=None
-        if audio_groups is None
-        else [args.espeak_share, 1.0 - args.espeak_share],
+        audio_groups=mix.groups,
+        audio_group_shares=mix.shares,
     )
     steps_per_epoch = len(sampler)
     run = TrainRun(
