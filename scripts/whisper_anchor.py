@@ -14,7 +14,6 @@ and what scripts/label_matching.py needs (its questions are reused).
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
 import label_matching as lm  # noqa: E402
-from visualbyte_export.hearing import whisper_model  # noqa: E402
+from visualbyte_export.hearing import names_class, whisper_model  # noqa: E402
 
 
 def whisper_dir(work: Path) -> Path:
@@ -31,18 +30,9 @@ def whisper_dir(work: Path) -> Path:
     return whisper_model(work / "whisper-base")
 
 
-def normalise(text: str) -> str:
-    return " " + re.sub(r"[^a-z0-9]+", " ", text.lower()).strip() + " "
-
-
 def label_in(transcript: str, labels: list[str]) -> str | None:
-    """The longest label whose words stand in the transcript (singular or plural)."""
-    t = normalise(transcript)
-    found = [
-        label
-        for label in labels
-        if any(f" {w} " in t for w in (lm.words_of(label), lm.words_of(label) + "s"))
-    ]
+    """The longest label the transcript names (as `hearing` decides it for training speech)."""
+    found = [label for label in labels if names_class(transcript, [lm.words_of(label)])]
     return max(found, key=len) if found else None
 
 

@@ -110,8 +110,8 @@ def test_probe_table_has_a_row_per_question_set_and_a_column_per_model():
 
 def test_probe_asks_the_held_out_rows_of_each_probe_engine(dataset, tmp_path):
     data = _with_engines(dataset, tmp_path)
-    sets = probe.question_sets(data, ["kokoro"], espeak_limit=5)
     engines = speech_mix.read_engines(data)
+    sets = probe.question_sets(data, engines, ["kokoro"], espeak_limit=5)
     rows = np.flatnonzero(speech_mix.probe_mask(engines, ["kokoro"]))
     x, y = sets["kokoro (held-out rows)"]
     assert len(y) == len(rows) and (y == np.load(data / "train_audio_y.npy")[rows]).all()

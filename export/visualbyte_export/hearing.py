@@ -82,8 +82,10 @@ def names_class(transcript: str, names: list[str]) -> bool:
 def class_names(key: str) -> list[str]:
     """Every English name of the class with this key (a question may use an alias: "sofa" for
     couch); a key that is not a known class is its own name."""
-    spec = next((c for c in all_classes() if c.key == key), None)
-    return names_en(spec) if spec else [key]
+    return _NAMES.get(key, [key])
+
+
+_NAMES = {c.key: names_en(c) for c in all_classes()}
 
 
 def chosen_rows(rows: list[dict], engines: list[str], every: int) -> list[int]:

@@ -42,9 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def question_sets(data: Path, probe_engines: list[str], espeak_limit: int) -> dict:
-    """name → (uint8 pictures, labels) of every question set the probe asks."""
-    engines = speech_mix.read_engines(data)
+def question_sets(
+    data: Path, engines: np.ndarray, probe_engines: list[str], espeak_limit: int
+) -> dict:
+    """name → (uint8 pictures, labels) of every question set the probe asks; ``engines``: each
+    training question's engine."""
     probe = speech_mix.probe_mask(engines, probe_engines)
     train_x = np.load(data / "train_audio.npy", mmap_mode="r")
     train_y = np.load(data / "train_audio_y.npy").astype(np.int64)
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     probe = [e for e in args.probe_engines.split(",") if e]
     engines = speech_mix.read_engines(args.data)
     speech_mix.check_engines(engines, probe, "--probe-engines")
-    sets = question_sets(args.data, probe, args.espeak_limit)
+    sets = question_sets(args.data, engines, probe, args.espeak_limit)
     gallery = (
         np.load(args.data / "eval_image.npy"),
         np.load(args.data / "eval_image_y.npy").astype(np.int64),
