@@ -86,6 +86,17 @@ def test_a_stopped_check_resumes_and_reports_each_voice(dataset, tmp_path, monke
     assert "| kokoro | blends |" in table and "| kokoro | jf_alpha |" in table
 
 
+def test_a_check_killed_mid_line_resumes_without_a_broken_line(dataset, tmp_path, monkeypatch):
+    data, rows = _dataset_with_rows(dataset, tmp_path)
+    monkeypatch.setattr(hearing, "spoken", lambda row: np.ones(2205, np.float32) * 0.1)
+    whole = json.dumps({"row": 1, "voice": "kokoro:jf_alpha", "heard": True, "transcript": "x"})
+    (data / hearing.HEARD_FILE).write_text(whole + "\n" + '{"row": 2, "voi')
+    assert list(hearing.read_verdicts(data)) == [1]  # the cut line is not a verdict
+    hearing.check(data, rows, [2, 3], lambda samples: "where is the c2")
+    verdicts = hearing.read_verdicts(data)
+    assert sorted(verdicts) == [1, 2, 3] and verdicts[2]["heard"] and not verdicts[3]["heard"]
+
+
 def test_heard_only_training_leaves_out_what_whisper_did_not_hear(dataset, tmp_path, capsys):
     data, rows = _dataset_with_rows(dataset, tmp_path)
     verdicts = [{"row": i, "voice": rows[i]["voice"], "heard": i % 3 != 0} for i in (0, 1, 3, 6)]

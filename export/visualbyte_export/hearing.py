@@ -99,12 +99,22 @@ def chosen_rows(rows: list[dict], engines: list[str], every: int) -> list[int]:
 
 
 def read_verdicts(data: Path) -> dict[int, dict]:
-    """The checked questions so far, by row."""
+    """The checked questions so far, by row (a last line cut short by a kill is not one)."""
     path = Path(data) / HEARD_FILE
     if not path.exists():
         return {}
-    lines = path.read_text().splitlines()
+    text = path.read_text()
+    lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
     return {v["row"]: v for v in (json.loads(line) for line in lines if line.strip())}
+
+
+def _drop_cut_line(path: Path) -> None:
+    """Removes a last line a killed check left without its newline, so appending goes on cleanly."""
+    if not path.exists():
+        return
+    text = path.read_bytes()
+    if text and not text.endswith(b"\n"):
+        path.write_bytes(text[: text.rfind(b"\n") + 1])
 
 
 def unheard_rows(data: Path, n_rows: int) -> np.ndarray:
@@ -167,7 +177,9 @@ def check(
 ) -> None:
     """Synthesizes and transcribes the rows ``todo``, appending each verdict as it comes."""
     t0 = time.time()
-    with open(Path(data) / HEARD_FILE, "a") as out:
+    path = Path(data) / HEARD_FILE
+    _drop_cut_line(path)
+    with open(path, "a") as out:
         for n, i in enumerate(todo, 1):
             row = rows[i]
             samples = resample(spoken(row), ESPEAK_RATE, WHISPER_RATE)
@@ -181,8 +193,8 @@ def check(
             out.write(json.dumps(verdict) + "\n")
             out.flush()
             if n % 50 == 0 or n == len(todo):
-                rate = n / max(time.time() - t0, 1e-9)
-                print(f"hearing: {n}/{len(todo)} ({rate:.1f}/s)", file=sys.stderr, flush=True)
+                each = (time.time() - t0) / n
+                print(f"hearing: {n}/{len(todo)} ({each:.2f} s a question)", file=sys.stderr)
 
 
 def report(verdicts: dict[int, dict], rows: list[dict]) -> str:
