@@ -17,6 +17,7 @@ COMMANDS = {
     "teacher": "Compute the picture teacher's features of a dataset's pictures.",
     "probe": "Ask models the leave-one-engine-out probe's spoken questions.",
     "hearing": "Check with Whisper that the training speech says its class.",
+    "bundle": "Cut a dataset into parts a GPU machine can take; strip/join checkpoints.",
 }
 
 # Module that implements a command, where it is not named like the command.

@@ -23,21 +23,42 @@ PROBE_EVERY = 3
 
 def read_engines(data: Path, split: str = "train") -> np.ndarray:
     """The engine of each row of ``{split}_audio``, from its rows file."""
+    return engine_rows(data, split)[0]
+
+
+def places_in_engine(engines: np.ndarray) -> np.ndarray:
+    """Each row's place among its engine's rows (0, 1, 2, … per engine, in row order)."""
+    places = np.zeros(len(engines), dtype=np.int64)
+    for engine in np.unique(engines):
+        at = np.flatnonzero(engines == engine)
+        places[at] = np.arange(len(at))
+    return places
+
+
+def engine_rows(data: Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Each row's engine and its place among that engine's rows of the whole dataset: the
+    ``engine_row`` field where a bundle part wrote it (its rows are a subset), else its place in
+    this file."""
     path = Path(data) / f"{split}_audio_rows.jsonl"
     if not path.exists():
         raise SystemExit(f"{path} is missing: the speech mix needs each row's engine")
     with path.open() as f:
-        return np.array([json.loads(line).get("engine", ESPEAK) for line in f if line.strip()])
+        rows = [json.loads(line) for line in f if line.strip()]
+    engines = np.array([r.get("engine", ESPEAK) for r in rows])
+    places = places_in_engine(engines)
+    for i, r in enumerate(rows):
+        places[i] = r.get("engine_row", places[i])
+    return engines, places
 
 
-def probe_mask(engines: np.ndarray, probe_engines: list[str]) -> np.ndarray:
+def probe_mask(
+    engines: np.ndarray, probe_engines: list[str], places: np.ndarray | None = None
+) -> np.ndarray:
     """True for the probe rows: every ``PROBE_EVERY``-th row of each probe engine, counted from its
-    first, so every run that names the same probe engines holds out the same rows."""
-    mask = np.zeros(len(engines), dtype=bool)
-    for engine in probe_engines:
-        rows = np.flatnonzero(engines == engine)
-        mask[rows[::PROBE_EVERY]] = True
-    return mask
+    first (``places``: each row's place among its engine's rows, when the rows are a subset), so
+    every run that names the same probe engines holds out the same rows."""
+    places = places_in_engine(engines) if places is None else places
+    return np.isin(engines, probe_engines) & (places % PROBE_EVERY == 0)
 
 
 def check_engines(engines: np.ndarray, named: list[str], flag: str) -> None:
@@ -48,7 +69,11 @@ def check_engines(engines: np.ndarray, named: list[str], flag: str) -> None:
 
 
 def drawable_labels(
-    labels: np.ndarray, engines: np.ndarray, leave_out: list[str], probe_engines: list[str]
+    labels: np.ndarray,
+    engines: np.ndarray,
+    leave_out: list[str],
+    probe_engines: list[str],
+    places: np.ndarray | None = None,
 ) -> np.ndarray:
     """The audio labels the sampler draws from: rows of left-out engines and probe rows become -1
     (never drawn); the rest keep their class."""
@@ -60,7 +85,7 @@ def drawable_labels(
     check_engines(engines, leave_out, "--leave-out-engine")
     check_engines(engines, probe_engines, "--probe-engines")
     out = np.asarray(labels, dtype=np.int64).copy()
-    out[np.isin(engines, leave_out) | probe_mask(engines, probe_engines)] = -1
+    out[np.isin(engines, leave_out) | probe_mask(engines, probe_engines, places)] = -1
     return out
 
 
@@ -125,8 +150,8 @@ def for_run(args: argparse.Namespace, labels: np.ndarray, log: Callable) -> Spee
         raise SystemExit(f"--espeak-share {share}: a share between 0 and 1")
     if not (leave_out or probe or share is not None or args.heard_only):
         return SpeechMix(labels)
-    engines = read_engines(args.data)
-    drawable = drawable_labels(labels, engines, leave_out, probe)
+    engines, places = engine_rows(args.data)
+    drawable = drawable_labels(labels, engines, leave_out, probe, places)
     if args.heard_only:
         from .hearing import unheard_rows  # hearing needs this module: imported when used
 
