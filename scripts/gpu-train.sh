@@ -5,7 +5,7 @@
 # where the last call stopped), and leaves the checkpoint, without its optimizer and cut into
 # pieces, in $OUT with the log. Back here: `python -m visualbyte_export bundle join`.
 #
-#   python -m visualbyte_export bundle pack --data DS --out .bundle-0 --parts 20 --only 0
+#   python -m visualbyte_export bundle pack --data DS --out .bundle-0 --parts 16 --only 0
 #   scripts/gpu-train.sh NAME --init models/visualbyte.onnx --max-minutes 8 [train flags...]
 set -euo pipefail
 name=${1:?usage: scripts/gpu-train.sh NAME [train flags...]}

@@ -92,6 +92,18 @@ def test_one_part_is_a_third_of_each_class_and_engine_and_trains(source, parts, 
     assert torch.load(run / "last.pt", weights_only=False)["state"]["step"] == 2
 
 
+def test_a_class_with_fewer_rows_than_parts_gives_each_part_one_and_joins_whole(source, tmp_path):
+    out = tmp_path / "five"
+    bundle.main(["pack", "--data", str(source), "--out", str(out), "--parts", "5"])
+    five = sorted(out.glob("*.tar.xz"))
+    bundle.unpack(five[:1], tmp_path / "one")
+    y = np.load(tmp_path / "one" / "train_photo_y.npy")  # 3 photos a class, 5 parts
+    assert sorted(y) == sorted(set(np.load(source / "train_photo_y.npy")))
+    bundle.unpack(five, tmp_path / "all")
+    for name in ("train_photo.npy", "train_image.npy", "train_audio.npy"):
+        assert np.array_equal(np.load(tmp_path / "all" / name), np.load(source / name)), name
+
+
 def test_a_probe_in_a_part_holds_out_the_questions_it_holds_out_in_the_dataset(
     source, parts, tmp_path
 ):

@@ -71,8 +71,8 @@ def assign_parts(
     """The source rows of each part. Each class's rows, shuffled within each engine and laid
     engine after engine, are dealt round the parts from a random first part, so every part gets
     a 1/N of each class and, over the classes, of each engine. A class with fewer rows than
-    ``parts`` goes whole into every part, so every part holds every class (unpack drops the
-    copies). Rows of a part are in source order."""
+    ``parts`` gives each part one of its rows in turn, so every part holds every class (unpack
+    drops the repeats). Rows of a part are in source order."""
     rng = np.random.default_rng(seed)
     engines = np.zeros(len(classes), dtype=np.int64) if engines is None else engines
     out: list[list[np.ndarray]] = [[] for _ in range(parts)]
@@ -83,7 +83,10 @@ def assign_parts(
         )
         first = rng.integers(parts)
         for k in range(parts):
-            out[k].append(rows if len(rows) < parts else rows[(k - first) % parts :: parts])
+            if len(rows) < parts:  # one row a part, taking turns: every row is in some part
+                out[k].append(rows[[(k - first) % len(rows)]])
+            else:
+                out[k].append(rows[(k - first) % parts :: parts])
     return [np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in out]
 
 
