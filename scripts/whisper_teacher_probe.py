@@ -11,7 +11,7 @@ rows); a query counts right when its nearest gallery question (1-NN), or the nea
 is its class.
 
     python scripts/whisper_teacher_probe.py --data DIR --whisper WORK/whisper-base \
-        --model A.onnx [--model B.onnx ...]
+        --model NAME=A.onnx [--model NAME=B.onnx ...]
 
 Needs Whisper as scripts/whisper_anchor.py does; about 0.2 s a question on one core (~10 min).
 """
@@ -80,7 +80,9 @@ def main() -> int:
     p.add_argument(
         "--whisper", type=Path, required=True, help="Whisper base folder (made if need be)"
     )
-    p.add_argument("--model", type=Path, action="append", default=[], help="ONNX models to compare")
+    p.add_argument(
+        "--model", action="append", default=[], metavar="NAME=ONNX", help="models to compare"
+    )
     args = p.parse_args()
     d = args.data
     rows = [json.loads(x) for x in (d / "train_audio_rows.jsonl").read_text().splitlines()]
@@ -114,8 +116,11 @@ def main() -> int:
     report("Whisper base encoder", g, queries)
     audio = np.load(d / "train_audio.npy", mmap_mode="r")
     order = np.argsort(gal)
-    for path in args.model:
-        embed = OnnxEmbedder(path, threads=1)
+    for named in args.model:
+        name, _, path = named.partition("=")
+        if not path:
+            raise SystemExit(f"--model {named}: NAME=ONNX")
+        embed = OnnxEmbedder(Path(path), threads=1)
 
         def unit(x: np.ndarray, embed=embed) -> np.ndarray:
             v = embed(x)
@@ -125,7 +130,7 @@ def main() -> int:
         g = np.empty_like(sorted_rows)
         g[order] = sorted_rows
         queries = [unit(np.load(d / "other_audio.npy")), unit(np.load(d / "human_audio.npy"))]
-        report(path.parent.name if path.name == "visualbyte.onnx" else path.stem, g, queries)
+        report(name, g, queries)
     return 0
 
 
