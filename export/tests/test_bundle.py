@@ -215,8 +215,8 @@ def test_the_gpu_script_trains_on_the_carried_parts_and_leaves_pieces_in_out(par
     )
     assert done.returncode == 0, done.stderr
     assert "unpacked parts [0, 1] of 3" in done.stdout
-    assert "done at step 2" in (out / "train.log").read_text()
-    bundle.join(out / "last.pt.000", tmp_path / "last.pt")
+    assert "done at step 2" in (out / "t.log").read_text()
+    bundle.join(out / "t.pt.000", tmp_path / "last.pt")
     assert torch.load(tmp_path / "last.pt", weights_only=False)["state"]["step"] == 2
     empty = subprocess.run(
         [str(repo / "scripts" / "gpu-train.sh"), "t"], cwd=tmp_path, env=env, capture_output=True
