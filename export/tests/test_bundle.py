@@ -14,7 +14,7 @@ import torch
 
 from visualbyte_export import bundle, speech_mix, train
 from visualbyte_export.fixture import tiny_train_args
-from visualbyte_export.hearing import HEARD_FILE
+from visualbyte_export.speech_mix import HEARD_FILE
 
 ENGINES = ("espeak", "kokoro", "mbrola")
 
@@ -111,13 +111,17 @@ def test_a_probe_in_a_part_holds_out_the_questions_it_holds_out_in_the_dataset(
     bundle.unpack(parts[1:2], one)
     engines, places = speech_mix.engine_rows(one)
     in_part = speech_mix.probe_mask(engines, ["kokoro"], places)
-    full = speech_mix.probe_mask(speech_mix.read_engines(source), ["kokoro"])
+    source_engines, source_places = speech_mix.engine_rows(source)
+    full = speech_mix.probe_mask(source_engines, ["kokoro"], source_places)
     rows_file = (one / "train_audio_rows.jsonl").read_text().splitlines()
     source_rows = [json.loads(x)["i"] for x in rows_file]
     assert in_part.any()
     assert np.array_equal(in_part, full[source_rows])
     # Without the places a bundle wrote, counting in the part would hold out other questions.
-    assert not np.array_equal(speech_mix.probe_mask(engines, ["kokoro"]), full[source_rows])
+    counted_here = speech_mix.places_in_engine(engines)
+    assert not np.array_equal(
+        speech_mix.probe_mask(engines, ["kokoro"], counted_here), full[source_rows]
+    )
 
 
 def test_parts_of_another_bundle_a_repeated_part_and_a_cut_file_are_refused(

@@ -12,25 +12,26 @@ from visualbyte_export.fixture import tiny_train_args
 from visualbyte_export.sampler import ClassBalancedTripleSampler
 
 ENGINES = np.array(["espeak", "kokoro", "mbrola", "kokoro", "espeak", "kokoro", "mbrola", "kokoro"])
+PLACES = speech_mix.places_in_engine(ENGINES)
 
 
 def test_probe_rows_are_every_third_row_of_each_probe_engine():
-    mask = speech_mix.probe_mask(ENGINES, ["kokoro", "mbrola"])
+    mask = speech_mix.probe_mask(ENGINES, ["kokoro", "mbrola"], PLACES)
     # kokoro rows 1, 3, 5, 7 → the 1st and 4th; mbrola rows 2, 6 → the 1st.
     assert np.flatnonzero(mask).tolist() == [1, 2, 7]
-    assert not speech_mix.probe_mask(ENGINES, []).any()
+    assert not speech_mix.probe_mask(ENGINES, [], PLACES).any()
 
 
 def test_left_out_engines_and_probe_rows_are_never_drawable():
     labels = np.arange(len(ENGINES))
-    out = speech_mix.drawable_labels(labels, ENGINES, ["mbrola"], ["kokoro"])
+    out = speech_mix.drawable_labels(labels, ENGINES, ["mbrola"], ["kokoro"], PLACES)
     assert out.tolist() == [0, -1, -1, 3, 4, 5, -1, -1]
     assert speech_mix.summary(out, ENGINES) == {"espeak": 2, "kokoro": 2}
 
 
 def test_an_engine_the_dataset_lacks_is_a_clear_error():
     with pytest.raises(SystemExit, match="--leave-out-engine piper: .*espeak, kokoro, mbrola"):
-        speech_mix.drawable_labels(np.zeros(8), ENGINES, ["piper"], [])
+        speech_mix.drawable_labels(np.zeros(8), ENGINES, ["piper"], [], PLACES)
 
 
 def _sampler(audio_labels, groups=None, shares=None, classes=2, per_class=40):
@@ -110,9 +111,9 @@ def test_probe_table_has_a_row_per_question_set_and_a_column_per_model():
 
 def test_probe_asks_the_held_out_rows_of_each_probe_engine(dataset, tmp_path):
     data = _with_engines(dataset, tmp_path)
-    engines = speech_mix.read_engines(data)
-    sets = probe.question_sets(data, engines, ["kokoro"], espeak_limit=5)
-    rows = np.flatnonzero(speech_mix.probe_mask(engines, ["kokoro"]))
+    engines, places = speech_mix.engine_rows(data)
+    sets = probe.question_sets(data, engines, places, ["kokoro"], espeak_limit=5)
+    rows = np.flatnonzero(speech_mix.probe_mask(engines, ["kokoro"], places))
     x, y = sets["kokoro (held-out rows)"]
     assert len(y) == len(rows) and (y == np.load(data / "train_audio_y.npy")[rows]).all()
     assert len(sets["espeak-ng held-out voices"][1]) == 5

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .hearing import HEARD_FILE
-from .speech_mix import engine_rows
+from .speech_mix import HEARD_FILE, engine_rows
 
 BUNDLE_VERSION = 1
 MANIFEST = "bundle.json"
@@ -108,27 +107,36 @@ def is_grey(arr: np.ndarray) -> bool:
     """True for uint8 [N,S,S,3] pictures whose three channels are equal (speech and text)."""
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
         return False
-    step = max(1, len(arr) // 4096)  # a check over every channel of a large array takes long
-    head = np.asarray(arr[::step])
-    return bool((head[..., 0] == head[..., 1]).all() and (head[..., 0] == head[..., 2]).all())
+    return bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all())
 
 
-def plan(root: Path, parts: int, seed: int) -> dict[str, np.ndarray | list]:
+@dataclass
+class Plan:
+    """What every part is cut from: each family's source rows per part and its rows file's lines
+    (speech rows with ``engine_row`` filled in), read once for all the parts."""
+
+    rows_of: dict[str, list[np.ndarray]]
+    lines: dict[str, list[str] | None]
+
+
+def plan(root: Path, parts: int, seed: int) -> Plan:
     """The source rows of each part, per family present in ``root``."""
-    out = {}
+    rows_of, lines = {}, {}
     for i, fam in enumerate(FAMILIES):
         if not (root / f"{fam.name}.npy").exists():
             continue
         n = len(np.load(root / f"{fam.name}.npy", mmap_mode="r"))
         classes = np.load(root / f"{fam.name}_y.npy") if fam.labelled else np.zeros(n, np.int64)
+        lines[fam.name] = read_rows_file(root, fam)
         engines = None
-        if fam.name == "train_audio" and (root / "train_audio_rows.jsonl").exists():
-            engines = engine_rows(root)[0]
-        out[fam.name] = assign_parts(classes, engines, parts, seed + i)
-    return out
+        if fam.name == "train_audio" and lines[fam.name] is not None:
+            engines, places = engine_rows(root)
+            lines[fam.name] = _with_engine_rows(lines[fam.name], places)
+        rows_of[fam.name] = assign_parts(classes, engines, parts, seed + i)
+    return Plan(rows_of, lines)
 
 
-def write_part(root: Path, out: Path, k: int, parts: int, seed: int, rows_of: dict) -> dict:
+def write_part(root: Path, out: Path, k: int, parts: int, seed: int, cut: Plan) -> dict:
     """``part-K-of-N.tar.xz``: the part's rows of every family, its rows files (speech rows
     keep their place among their engine's, so a probe holds out the same questions), the
     verdicts of ``hearing`` about them, meta.json and the manifest. Returns the manifest."""
@@ -146,9 +154,9 @@ def write_part(root: Path, out: Path, k: int, parts: int, seed: int, rows_of: di
     tmp = path.with_name(path.name + ".tmp")
     with tarfile.open(tmp, "w:xz", preset=6) as tar:
         for fam in FAMILIES:
-            if fam.name not in rows_of:
+            if fam.name not in cut.rows_of:
                 continue
-            rows = rows_of[fam.name][k]
+            rows = cut.rows_of[fam.name][k]
             grey = []
             for name in family_files(root, fam):
                 arr = np.load(root / name, mmap_mode="r")[rows]
@@ -156,15 +164,13 @@ def write_part(root: Path, out: Path, k: int, parts: int, seed: int, rows_of: di
                     arr, grey = arr[..., 0], [name]
                 _add_bytes(tar, name, _npy_bytes(arr))
             _add_bytes(tar, f"{fam.name}_source_rows.npy", _npy_bytes(rows.astype(np.int64)))
-            lines = read_rows_file(root, fam)
+            lines = cut.lines[fam.name]
             if lines is not None:
-                if fam.name == "train_audio":
-                    lines = _with_engine_rows(root, lines)
                 text = "".join(lines[r] + "\n" for r in rows)
                 _add_bytes(tar, f"{fam.name}_rows.jsonl", text.encode())
             manifest["families"][fam.name] = {"rows": int(len(rows)), "grey": grey}
         heard = root / HEARD_FILE
-        if heard.exists() and "train_audio" in rows_of:
+        if heard.exists() and "train_audio" in cut.rows_of:
             _add_bytes(tar, HEARD_FILE, heard.read_bytes())  # by source row; unpack renumbers
         _add_bytes(tar, "meta.json", json.dumps(meta, ensure_ascii=False).encode())
         _add_bytes(tar, MANIFEST, json.dumps(manifest).encode())
@@ -172,9 +178,8 @@ def write_part(root: Path, out: Path, k: int, parts: int, seed: int, rows_of: di
     return manifest
 
 
-def _with_engine_rows(root: Path, lines: list[str]) -> list[str]:
+def _with_engine_rows(lines: list[str], places: np.ndarray) -> list[str]:
     """The speech rows with ``engine_row`` (the row's place among its engine's rows) filled in."""
-    _, places = engine_rows(root)
     out = []
     for line, place in zip(lines, places, strict=True):
         row = json.loads(line)
@@ -371,11 +376,11 @@ def _pack(args: argparse.Namespace) -> int:
     only = sorted({int(k) for k in args.only.split(",") if k}) or list(range(args.parts))
     if any(not 0 <= k < args.parts for k in only):
         raise SystemExit(f"--only {args.only}: parts are 0..{args.parts - 1}")
-    rows_of = plan(args.data, args.parts, args.seed)
+    cut = plan(args.data, args.parts, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     for k in only:
         t = time.time()
-        m = write_part(args.data, args.out, k, args.parts, args.seed, rows_of)
+        m = write_part(args.data, args.out, k, args.parts, args.seed, cut)
         path = args.out / f"part-{k:03d}-of-{args.parts:03d}.tar.xz"
         counts = {f: v["rows"] for f, v in m["families"].items()}
         mb = path.stat().st_size / 1e6

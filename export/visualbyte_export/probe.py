@@ -43,11 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def question_sets(
-    data: Path, engines: np.ndarray, probe_engines: list[str], espeak_limit: int
+    data: Path,
+    engines: np.ndarray,
+    places: np.ndarray,
+    probe_engines: list[str],
+    espeak_limit: int,
 ) -> dict:
-    """name → (uint8 pictures, labels) of every question set the probe asks; ``engines``: each
-    training question's engine."""
-    probe = speech_mix.probe_mask(engines, probe_engines)
+    """name → (uint8 pictures, labels) of every question set the probe asks; ``engines`` and
+    ``places``: each training question's engine and place among its rows (``engine_rows``)."""
+    probe = speech_mix.probe_mask(engines, probe_engines, places)
     train_x = np.load(data / "train_audio.npy", mmap_mode="r")
     train_y = np.load(data / "train_audio_y.npy").astype(np.int64)
     sets = {}
@@ -108,9 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--model {spec}: expected NAME=PATH of an existing ONNX model")
         models[name] = Path(path)
     probe = [e for e in args.probe_engines.split(",") if e]
-    engines = speech_mix.read_engines(args.data)
+    engines, places = speech_mix.engine_rows(args.data)
     speech_mix.check_engines(engines, probe, "--probe-engines")
-    sets = question_sets(args.data, engines, probe, args.espeak_limit)
+    sets = question_sets(args.data, engines, places, probe, args.espeak_limit)
     gallery = (
         np.load(args.data / "eval_image.npy"),
         np.load(args.data / "eval_image_y.npy").astype(np.int64),

@@ -19,6 +19,8 @@ import numpy as np
 ESPEAK = "espeak"
 # Every PROBE_EVERY-th row of a probe engine (in dataset order) is held out of training.
 PROBE_EVERY = 3
+# `hearing`'s verdicts about the training questions, read by ``--heard-only`` and by bundles.
+HEARD_FILE = "train_audio_heard.jsonl"
 
 
 def read_engines(data: Path, split: str = "train") -> np.ndarray:
@@ -51,13 +53,11 @@ def engine_rows(data: Path, split: str = "train") -> tuple[np.ndarray, np.ndarra
     return engines, places
 
 
-def probe_mask(
-    engines: np.ndarray, probe_engines: list[str], places: np.ndarray | None = None
-) -> np.ndarray:
+def probe_mask(engines: np.ndarray, probe_engines: list[str], places: np.ndarray) -> np.ndarray:
     """True for the probe rows: every ``PROBE_EVERY``-th row of each probe engine, counted from its
-    first (``places``: each row's place among its engine's rows, when the rows are a subset), so
-    every run that names the same probe engines holds out the same rows."""
-    places = places_in_engine(engines) if places is None else places
+    first (``places``: each row's place among its engine's rows of the whole dataset, from
+    :func:`engine_rows`), so every run that names the same probe engines holds out the same
+    rows."""
     return np.isin(engines, probe_engines) & (places % PROBE_EVERY == 0)
 
 
@@ -73,7 +73,7 @@ def drawable_labels(
     engines: np.ndarray,
     leave_out: list[str],
     probe_engines: list[str],
-    places: np.ndarray | None = None,
+    places: np.ndarray,
 ) -> np.ndarray:
     """The audio labels the sampler draws from: rows of left-out engines and probe rows become -1
     (never drawn); the rest keep their class."""
