@@ -34,9 +34,10 @@ export CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 # What the tests and the export step need from Debian. dataset-fashion-mnist is left out until a test needs it.
-# gcompris-qt-data, openclipart-png and ktuberling-data: the photographs, clip art and recorded words (photos.py).
+# gcompris-qt-data, tuxpaint-stamps-default, openclipart-png and ktuberling-data: the photographs, clip art and
+# recorded words (photos.py).
 APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k fonts-nanum fonts-dejavu-core sox libasound2-dev pkg-config file strace
-    gcompris-qt-data openclipart-png ktuberling-data)
+    gcompris-qt-data tuxpaint-stamps-default openclipart-png ktuberling-data)
 
 # ---- stage bookkeeping --------------------------------------------------------------------------------------
 TIMINGS=()

@@ -3,9 +3,11 @@ photographic views, recorded human speech, and the photo-memory metric with labe
 
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from visualbyte_export import photos as P
 from visualbyte_export.classes import select_classes
@@ -58,7 +60,7 @@ def test_a_file_that_is_not_a_qt_resource_is_refused():
 def pictures():
     classes = select_classes(False, None)
     src = P.PhotoSources()
-    return classes, src, src.gcompris(classes) + src.openclipart(classes)
+    return classes, src, src.all_pictures(classes)
 
 
 def test_no_held_out_photo_or_clip_art_is_ever_a_training_row(pictures):
@@ -73,6 +75,67 @@ def test_no_held_out_photo_or_clip_art_is_ever_a_training_row(pictures):
     assert {j["source"] for j in jobs["photo_image"]} == {"photo"}
     assert len(jobs["train_photo"]) == 3 * sum(not p.held_out for p in pics)
     assert len({j["y"] for j in jobs["photo_image"]}) >= 15
+    # A quarter of Tux Paint's photographs are held out; its cartoons only ever train.
+    stamps = [p for p in pics if "/tuxpaint/" in p.ref]
+    photos = [p for p in stamps if p.source == "photo"]
+    assert len(photos) >= 80 and sum(p.held_out for p in photos) == len(photos) // 4
+    assert any(p.source == "drawing" for p in stamps)
+    assert not any(p.held_out for p in stamps if p.source == "drawing")
+
+
+def stamp(folder, rel: str, description: str | None):
+    png = folder / rel
+    png.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGBA", (8, 8)).save(png)
+    if description is not None:
+        png.with_suffix(".txt").write_text(f"{description}\nfr.utf8=Un tigre.\n", "utf-8")
+    return png
+
+
+def test_a_tux_paint_stamp_names_its_class_by_file_or_short_description(tmp_path):
+    classes = select_classes(False, None)
+    key = {
+        rel: (c.key if c else None)
+        for rel, desc in [
+            ("animals/cats/tiger.png", None),
+            ("animals/cats/tiger_sumatran.png", "A Sumatran tiger."),
+            ("animals/birds/hen.png", "A brown hen."),
+            ("animals/aquatic/sea_lion.png", "A sea lion."),
+            ("vehicles/auto/beetle.png", "A VW Beetle."),
+            ("space/planets/1_mercury.png", "Mercury, the planet closest to the sun."),
+            ("household/gizmo.png", "A gizmo."),
+        ]
+        for c in [P.stamp_class(stamp(tmp_path, rel, desc), classes)]
+    }
+    assert key == {
+        "animals/cats/tiger.png": "tiger",
+        "animals/cats/tiger_sumatran.png": "tiger",
+        "animals/birds/hen.png": "chicken",
+        "animals/aquatic/sea_lion.png": None,
+        "vehicles/auto/beetle.png": None,
+        "space/planets/1_mercury.png": None,
+        "household/gizmo.png": None,
+    }
+
+
+def test_tux_paint_cartoons_train_as_drawings_and_every_fourth_photo_is_held_out(tmp_path):
+    classes = select_classes(False, None)
+    for rel in ["cats/tiger.png", "cats/lion.png", "dogs/dog.png", "dogs/fox.png", "bear/bear.png"]:
+        stamp(tmp_path / "animals", rel, None)
+    stamp(tmp_path / "animals", "cats/cartoon/lion.png", "A happy lion.")
+    stamp(tmp_path / "symbols", "alphabets/tiger.png", None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    src = P.PhotoSources(rcc_dir=empty, clipart_dir=empty, stamps_dir=tmp_path)
+    got = [(p.key, p.source, p.held_out, Path(p.ref).parent.name) for p in src.tuxpaint(classes)]
+    assert got == [
+        ("bear", "photo", False, "bear"),
+        ("dog", "photo", False, "dogs"),
+        ("fox", "photo", False, "dogs"),
+        ("lion", "drawing", False, "cartoon"),
+        ("lion", "photo", True, "cats"),
+        ("tiger", "photo", False, "cats"),
+    ]
 
 
 def test_a_photo_view_is_a_camera_like_rgb_picture_the_same_for_the_same_seed(pictures):
@@ -93,12 +156,16 @@ def test_a_photo_view_is_a_camera_like_rgb_picture_the_same_for_the_same_seed(pi
 
 def test_recorded_human_words_that_name_classes_are_found(pictures):
     classes = pictures[0]
-    jobs = P.human_speech_jobs(classes)
-    words = {j["word"] for j in jobs}
-    assert len(jobs) >= 15 and {"rocket", "train"} <= words
+    jobs = P.human_speech_jobs(classes, stamps=P.TUXPAINT)
+    words = {s: {j["word"] for j in jobs if j["speaker"] == s} for s in ("ktuberling", "tuxpaint")}
+    assert len(words["ktuberling"]) >= 15 and {"rocket", "train"} <= words["ktuberling"]
+    assert len(words["tuxpaint"]) >= 20 and {"elephant", "tiger"} <= words["tuxpaint"]
     assert all(
         classes[j["y"]].en == j["word"] or j["word"] in classes[j["y"]].en_aliases for j in jobs
     )
+    # Only English descriptions: ``tiger_desc_fr.ogg`` is French.
+    assert all(j["file"].endswith(("_desc.ogg",)) for j in jobs if j["speaker"] == "tuxpaint")
+    assert P.human_speech_jobs(classes) == [j for j in jobs if j["speaker"] == "ktuberling"]
 
 
 def test_missing_photo_packages_are_named_in_the_error(tmp_path):

@@ -1,11 +1,13 @@
 """Photographs and photo-like pictures of the classes: GCompris' photographs (inside its Qt
-resource files), openclipart's clip art (named by file), and the photographic views made of them
-for training.
+resource files), Tux Paint's stamps (photographic cut-outs, named by file and by their
+description), openclipart's clip art (named by file), and the photographic views made of them for
+training.
 
 Which picture is held out is fixed by its source, never by a score: the photographs of GCompris'
-two "explore animals" activities (one photo an animal) and every fourth of a class's other
-photographs (by sorted name) are the held-out photo split; every fourth clip-art file of a class
-the held-out clip-art split. Neither is ever trained on. GCompris' ``lang`` word pictures are
+two "explore animals" activities (one photo an animal), every fourth of a class's other GCompris
+photographs (by sorted name) and every fourth Tux Paint photograph (sorted by class, then path)
+are the held-out photo split; every fourth clip-art file of a class the held-out clip-art split.
+Neither is ever trained on. GCompris' ``lang`` word pictures and Tux Paint's cartoon stamps are
 drawings: they train as clip art.
 """
 
@@ -25,7 +27,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 GCOMPRIS_RCC = Path("/usr/share/gcompris-qt/rcc")
 OPENCLIPART = Path("/usr/share/openclipart/png")
-PHOTO_PACKAGES = "gcompris-qt-data openclipart-png"
+TUXPAINT = Path("/usr/share/tuxpaint/stamps")
+PHOTO_PACKAGES = "gcompris-qt-data openclipart-png tuxpaint-stamps-default"
 # GCompris activities whose pictures are photographs, and its word pictures (drawings).
 PHOTO_ACTIVITIES = (
     "erase",
@@ -41,6 +44,25 @@ HELD_OUT_EVERY = 4
 # Photographs without any class in them: backgrounds for cut-outs.
 BACKGROUND_ACTIVITIES = ("explore_monuments", "paintings", "details")
 CLIPART_PER_CLASS = 12
+# Tux Paint stamp folders without class pictures (letters, coins, road signs, notes), and the
+# folders whose stamps are drawn, not photographed.
+TUXPAINT_SKIP = ("symbols",)
+TUXPAINT_DRAWN = ("cartoon", "toys")
+# Stamps that are not the class their file name or last words say ("vw beetle" is a car, a
+# "sea lion" no lion).
+NOT_THE_CLASS = (
+    "sea lion",
+    "teddy bear",
+    "edward bear",
+    "rubber duck",
+    "roast turkey",
+    "vw beetle",
+    "silver garbage can",
+    "trophy cup",
+    "american football",
+    "t shirt",
+    "adenium desert rose",
+)
 
 
 class PhotoSourceMissing(RuntimeError):
@@ -104,9 +126,39 @@ def _matches(words: str, names: list[str], exact: bool) -> bool:
     return False
 
 
+def stamp_name(png: Path) -> str:
+    """What a Tux Paint stamp shows, from the first line of its ``.txt`` ("An elephant."), as
+    plain lower-case words without the article; "" without one."""
+    txt = png.with_suffix(".txt")
+    if not txt.is_file():
+        return ""
+    lines = txt.read_text(encoding="utf-8", errors="replace").splitlines()
+    return re.sub(r"^(an?|the|some) ", "", _words(lines[0])) if lines else ""
+
+
+def stamp_class(png: Path, classes):
+    """The class a Tux Paint stamp shows: its file name or its description is a class name
+    (``tiger.png``, "An elephant."), or a description of two or three words ends in one
+    ("sumatran tiger"); else None."""
+    name = stamp_name(png)
+    if name in NOT_THE_CLASS:  # checked first: ``beetle.png`` is a car
+        return None
+    exact = [_words(png.stem), _words(re.sub(r"[-_]?\d+$", "", png.stem)), name]
+    for c in classes:
+        if any(w and _matches(w, _names(c), exact=True) for w in exact):
+            return c
+    words = name.split()
+    if not 1 < len(words) <= 3:
+        return None
+    for c in classes:
+        if any(_matches(" ".join(words[-k:]), _names(c), exact=True) for k in (2, 1)):
+            return c
+    return None
+
+
 @dataclass(frozen=True)
 class Picture:
-    source: str  # "photo" (GCompris photograph), "drawing" (GCompris word picture), "clipart"
+    source: str  # "photo" (GCompris, Tux Paint), "drawing" (word picture, cartoon), "clipart"
     ref: str  # "file.rcc:path/in/resource" or a file path
     key: str  # the class key
     held_out: bool
@@ -116,14 +168,20 @@ class Picture:
 class PhotoSources:
     """The photo-like pictures this machine has, read once."""
 
-    def __init__(self, rcc_dir: Path = GCOMPRIS_RCC, clipart_dir: Path = OPENCLIPART) -> None:
-        missing = [str(p) for p in (rcc_dir, clipart_dir) if not p.is_dir()]
+    def __init__(
+        self,
+        rcc_dir: Path = GCOMPRIS_RCC,
+        clipart_dir: Path = OPENCLIPART,
+        stamps_dir: Path = TUXPAINT,
+    ) -> None:
+        missing = [str(p) for p in (rcc_dir, clipart_dir, stamps_dir) if not p.is_dir()]
         if missing:
             raise PhotoSourceMissing(
                 f"{', '.join(missing)} not found: apt-get install {PHOTO_PACKAGES}"
             )
         self.rcc_dir = Path(rcc_dir)
         self.clipart_dir = Path(clipart_dir)
+        self.stamps_dir = Path(stamps_dir)
         self._rcc: dict[str, dict[str, bytes]] = {}
 
     def rcc(self, name: str) -> dict[str, bytes]:
@@ -183,11 +241,32 @@ class PhotoSources:
                 out.append(Picture("clipart", str(p), c.key, held))
         return out
 
+    def tuxpaint(self, classes) -> list[Picture]:
+        """Tux Paint's stamps of a class: photographs, or drawings where the folder says so."""
+        found = []
+        for png in sorted(self.stamps_dir.rglob("*.png")):
+            folders = png.relative_to(self.stamps_dir).parts[:-1]
+            if folders[:1] == TUXPAINT_SKIP:
+                continue
+            c = stamp_class(png, classes)
+            if c is not None:
+                drawn = any(f in TUXPAINT_DRAWN for f in folders)
+                found.append(("drawing" if drawn else "photo", c.key, str(png)))
+        out, photos = [], 0
+        for kind, key, ref in sorted(found, key=lambda f: (f[1], f[2])):
+            held = kind == "photo" and photos % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+            photos += kind == "photo"
+            out.append(Picture(kind, ref, key, held))
+        return out
+
+    def all_pictures(self, classes) -> list[Picture]:
+        return self.gcompris(classes) + self.tuxpaint(classes) + self.openclipart(classes)
+
     def backgrounds(self) -> list[str]:
         return [f"{r}:{i}" for r, i in self._gcompris_files(BACKGROUND_ACTIVITIES)]
 
     def load(self, ref: str) -> Image.Image:
-        if ref.endswith(".png") and Path(ref).is_file():
+        if ref.endswith(".png") and Path(ref).is_file():  # clip art and stamps
             return Image.open(ref).convert("RGBA")
         rcc, inner = ref.split(":", 1)
         return Image.open(io.BytesIO(self.rcc(rcc)[inner])).convert("RGBA")
@@ -295,17 +374,29 @@ def photo_jobs(pictures: list[Picture], classes, views: int) -> dict[str, list[d
     return out
 
 
-def human_speech_jobs(classes, folder: Path = KTUBERLING_EN) -> list[dict]:
-    """KTuberling's English word recordings (one human speaker) that name a class (evaluation
-    only)."""
+def human_speech_jobs(
+    classes, folder: Path = KTUBERLING_EN, stamps: Path | None = None
+) -> list[dict]:
+    """Recorded English words that name a class (evaluation only): KTuberling's (one speaker,
+    the bare word), then, given Tux Paint's ``stamps``, its stamps' English descriptions spoken
+    ("An elephant.", ``elephant_desc.ogg``) where the description is just the class name."""
     if not folder.is_dir():
         raise PhotoSourceMissing(f"{folder} not found: apt-get install ktuberling-data")
-    jobs = []
+    found = []
     for ogg in sorted(folder.glob("*.ogg")):
         word = _words(ogg.stem.split("_", 1)[-1].replace("palmtree", "palm tree"))
+        found.append((word, ogg, "ktuberling"))
+    if stamps is not None:
+        for ogg in sorted(stamps.rglob("*_desc.ogg")):
+            word = stamp_name(ogg.with_name(ogg.name[: -len("_desc.ogg")] + ".png"))
+            found.append((word, ogg, "tuxpaint"))
+    jobs = []
+    for word, ogg, speaker in found:
         for i, c in enumerate(classes):
             if _matches(word, _names(c), exact=True):
-                jobs.append({"y": i, "class": c.key, "file": str(ogg), "word": word})
+                jobs.append(
+                    {"y": i, "class": c.key, "file": str(ogg), "word": word, "speaker": speaker}
+                )
                 break
     return jobs
 

@@ -18,9 +18,10 @@ Sources (export/README.md; all from Debian, npm and PyPI packages, nothing else 
   (and the runtime's embedded font) for training, NanumGothic held out for evaluation; typed
   questions in other fonts (Liberation Sans/Serif/Mono/Sans Italic, Noto Serif, Nanum Myeongjo and
   Barun Gothic) are an evaluation-only split;
-- photographs (``--photo-views N``, ``photos.py``): GCompris' photographs and drawings, openclipart
-  clip art, with held-out photo and clip-art splits, KTuberling's recorded words (evaluation only)
-  and each class name typed once.
+- photographs (``--photo-views N``, ``photos.py``): GCompris' photographs and drawings, Tux Paint's
+  stamps (photographic cut-outs and cartoons), openclipart clip art, with held-out photo and
+  clip-art splits, KTuberling's recorded words and Tux Paint's spoken stamp names (evaluation
+  only) and each class name typed once.
 
 Pictures are augmented here (placement, background, rotation, colour), speech is augmented here
 (noise, gain, time shift, reverb, band limit, sample rate) and written as WAV files; then the

@@ -303,13 +303,13 @@ class Builder:
         class name typed once (``label_text``, what a labelled memory is also found by)."""
         sources = PhotoSources()
         stage = PhotoStage(self.cfg.seed, sources)
-        pictures = sources.gcompris(self.classes) + sources.openclipart(self.classes)
+        pictures = sources.all_pictures(self.classes)
         counts = {}
         for name, jobs in photo_jobs(pictures, self.classes, self.cfg.counts.photo_views).items():
             split, modality = name.split("_", 1)
             self._save(out, split, modality, jobs, self.cached(name, jobs, stage.picture_lines))
             counts[name] = len(jobs)
-        jobs = human_speech_jobs(self.classes)
+        jobs = human_speech_jobs(self.classes, stamps=sources.stamps_dir)
         self._save(out, "human", "audio", jobs, self.cached("human_audio", jobs, stage.human_lines))
         counts["human_audio"] = len(jobs)
         jobs = [dict(j, font=EMBEDDED_FONT) for j in label_jobs(self.classes)]
@@ -467,15 +467,17 @@ class Builder:
                 },
                 "korean_fraction": cnt.ko_fraction,
                 "photos": {
-                    "train": "GCompris photographs and word drawings, openclipart clip art (up to "
-                    f"12 a class), each plain plus {cnt.photo_views - 1} photographic views "
+                    "train": "GCompris photographs and word drawings, Tux Paint's photographic "
+                    "and cartoon stamps, openclipart clip art (up to 12 a class), each plain plus "
+                    f"{cnt.photo_views - 1} photographic views "
                     "(photos.photo_view: cut-outs on photo backgrounds, crops, perspective, colour "
                     "cast, blur, noise, JPEG)",
-                    "held_out": "photo_image.npy: GCompris' 'explore animals' photographs and "
-                    "every fourth other photo of a class; clipart_image.npy: every fourth clip-art "
-                    "file of a class (plain, evaluation only)",
-                    "human_speech": "human_audio.npy: KTuberling's English word recordings that "
-                    "name a class (evaluation only)",
+                    "held_out": "photo_image.npy: GCompris' 'explore animals' photographs, "
+                    "every fourth other GCompris photo of a class and every fourth Tux Paint "
+                    "photograph; clipart_image.npy: every fourth clip-art file of a class (plain, "
+                    "evaluation only)",
+                    "human_speech": "human_audio.npy: KTuberling's English word recordings and "
+                    "Tux Paint's spoken stamp descriptions that name a class (evaluation only)",
                     "labels": "label_text.npy: each class name typed once in the embedded font",
                 }
                 if cnt.photo_views
