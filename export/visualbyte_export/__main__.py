@@ -18,6 +18,7 @@ COMMANDS = {
     "probe": "Ask models the leave-one-engine-out probe's spoken questions.",
     "hearing": "Check with Whisper that the training speech says its class.",
     "bundle": "Cut a dataset into parts a GPU machine can take; strip/join checkpoints.",
+    "blend": "Blend a run with the exported model it continued from (weight space).",
 }
 
 # Module that implements a command, where it is not named like the command.
