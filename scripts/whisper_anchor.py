@@ -4,6 +4,10 @@ question and matching a memory label in the transcript. Same questions, same mem
 emoji memory's labels), accuracy and latency per question.
 
     python scripts/whisper_anchor.py [--bin target/release/visualbyte] [--out DIR]
+    python scripts/whisper_anchor.py --data DATASET   # Whisper on the dataset's human_audio split
+
+With ``--data``: the recorded words of a dataset's ``human_audio`` split, each transcribed; right
+when the transcript names the row's class (set beside the model's most likely class in the card).
 
 Needs (a training-time tool, never on the device), in the Python that runs it:
     pip install faster-whisper==1.2.1 \
@@ -22,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
 import label_matching as lm  # noqa: E402
-from visualbyte_export.hearing import names_class, whisper_model  # noqa: E402
+from visualbyte_export.hearing import class_names, names_class, whisper_model  # noqa: E402
 
 
 def whisper_dir(work: Path) -> Path:
@@ -36,12 +40,42 @@ def label_in(transcript: str, labels: list[str]) -> str | None:
     return max(found, key=len) if found else None
 
 
+def human_split(model, data: Path) -> None:
+    """Whisper's class right on a dataset's recorded words, by speaker."""
+    import json
+
+    rows = [json.loads(line) for line in (data / "human_audio_rows.jsonl").open()]
+    by_speaker: dict[str, list[tuple[bool, float]]] = {}
+    for row in rows:
+        t0 = time.perf_counter()
+        segments, _ = model.transcribe(row["file"], language="en", beam_size=5)
+        text = " ".join(s.text for s in segments)
+        heard = names_class(text, class_names(row["class"]))
+        by_speaker.setdefault(row.get("speaker", "ktuberling"), []).append(
+            (heard, time.perf_counter() - t0)
+        )
+    print("| recorded words | n | Whisper base: class named | median s |")
+    print("|---|---|---|---|")
+    for speaker, got in [*by_speaker.items(), ("all", sum(by_speaker.values(), []))]:
+        right = sum(h for h, _ in got)
+        secs = statistics.median(s for _, s in got)
+        print(f"| {speaker} | {len(got)} | {right / len(got):.1%} ({right}) | {secs:.2f} s |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bin", type=Path, default=lm.ROOT / "target" / "release" / "visualbyte")
     p.add_argument("--out", type=Path, default=Path("/tmp/visualbyte-whisper-anchor"))
+    p.add_argument("--data", type=Path, help="only Whisper on this dataset's human_audio split")
     args = p.parse_args()
     from faster_whisper import WhisperModel
+
+    if args.data is not None:
+        model = WhisperModel(
+            str(whisper_dir(args.out)), device="cpu", compute_type="int8", cpu_threads=2
+        )
+        human_split(model, args.data)
+        return 0
 
     labels = lm.memory_labels()
     index = args.out / "emoji.vbi"

@@ -171,3 +171,37 @@ def test_the_aarch64_install_step_installs_the_toolchain_on_a_machine_without_ru
     install = next(line for line in calls.splitlines() if " install " in line)
     for package in ("rustc-web", "libstd-rust-web-dev:arm64", "gcc-aarch64-linux-gnu", "qemu-user"):
         assert package in install.split(), install
+
+
+def test_whisper_on_the_human_split_counts_a_transcript_that_names_the_class_per_speaker(
+    tmp_path, capsys
+):
+    spec = importlib.util.spec_from_file_location(
+        "whisper_anchor", REPO / "scripts" / "whisper_anchor.py"
+    )
+    wa = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wa)
+    rows = [
+        {"class": "tiger", "file": "t.ogg", "speaker": "tuxpaint"},
+        {"class": "bicycle", "file": "b.ogg", "speaker": "ktuberling"},
+        {"class": "elephant", "file": "e.ogg", "speaker": "tuxpaint"},
+    ]
+    (tmp_path / "human_audio_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    heard = {"t.ogg": " A tiger.", "b.ogg": " Bike!", "e.ogg": " An elephants"}
+
+    class Segment:
+        def __init__(self, text):
+            self.text = text
+
+    class FakeWhisper:
+        def transcribe(self, path, language, beam_size):
+            return [Segment(heard[path])], None
+
+    wa.human_split(FakeWhisper(), tmp_path)
+    out = capsys.readouterr().out
+    assert "| tuxpaint | 2 | 100.0% (2) |" in out
+    assert "| ktuberling | 1 | 100.0% (1) |" in out  # "bike" is one of bicycle's names
+    assert "| all | 3 | 100.0% (3) |" in out
+    heard["e.ogg"] = " An elegant"
+    wa.human_split(FakeWhisper(), tmp_path)
+    assert "| tuxpaint | 2 | 50.0% (1) |" in capsys.readouterr().out
