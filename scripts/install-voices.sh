@@ -9,11 +9,10 @@ PACKAGES=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 rhvoice rhvoice-eng
     festival festvox-rablpc16k festvox-don festvox-us1 festvox-us2 festvox-us3 festvox-en1)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=scripts/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-done
+mapfile -t missing < <(apt_missing "${PACKAGES[@]}")
 if [ ${#missing[@]} -eq 0 ]; then
     echo "speech engines already installed"
     exit 0

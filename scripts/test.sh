@@ -19,6 +19,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=scripts/deadline.sh
 . scripts/deadline.sh
+# shellcheck source=scripts/apt.sh
+. scripts/apt.sh
 
 CACHE=${VISUALBYTE_CACHE:-/var/cache/visualbyte}
 if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
@@ -85,10 +87,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # ---- stages -------------------------------------------------------------------------------------------------
 install_apt() {
-    local missing=() p
-    for p in "${APT_PACKAGES[@]}"; do
-        dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-    done
+    local missing=()
+    mapfile -t missing < <(apt_missing "${APT_PACKAGES[@]}")
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"

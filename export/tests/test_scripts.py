@@ -1,6 +1,6 @@
 """The repository's scripts, run with fake commands: the test command's shell helpers
-(scripts/deadline.sh), the aarch64 toolchain install (scripts/cross-debian.sh) and the side-by-side
-benchmark's call of the runtime."""
+(scripts/deadline.sh, scripts/apt.sh), the aarch64 toolchain install (scripts/cross-debian.sh), the
+side-by-side benchmark's call of the runtime and Whisper on a dataset's recorded words."""
 
 import importlib.util
 import json
@@ -205,3 +205,32 @@ def test_whisper_on_the_human_split_counts_a_transcript_that_names_the_class_per
     heard["e.ogg"] = " An elegant"
     wa.human_split(FakeWhisper(), tmp_path)
     assert "| tuxpaint | 2 | 50.0% (1) |" in capsys.readouterr().out
+
+
+def test_a_package_installed_for_two_architectures_is_not_installed_again(tmp_path):
+    """dpkg-query prints one status for each architecture a package is installed for; read as one
+    word ("installedinstalled"), libasound2-dev (amd64 and, for the aarch64 stage, arm64) looked
+    missing, and every test run updated apt and installed it again."""
+    status = {
+        "libasound2-dev": "installed amd64\ninstalled arm64\n",
+        "fonts-nanum": "installed all\n",
+        "only-arm64": "installed arm64\n",
+        "removed": "config-files amd64\n",
+    }
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dpkg").write_text("#!/bin/bash\necho amd64\n")
+    cases = "".join(f"    {name}) printf '{text}' ;;\n" for name, text in status.items())
+    (bin_dir / "dpkg-query").write_text(
+        '#!/bin/bash\nfor p in "$@"; do :; done\ncase "$p" in\n'
+        + cases
+        + '    *) echo "dpkg-query: no packages found matching $p" >&2; exit 1 ;;\nesac\n'
+    )
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    apt_sh = REPO / "scripts" / "apt.sh"
+    script = f'set -euo pipefail; . "{apt_sh}"; apt_missing {" ".join(status)} absent'
+    out = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["only-arm64", "removed", "absent"]
