@@ -66,11 +66,12 @@ def fold_norms(net: VisualByteNet) -> VisualByteNet:
 
 
 def _affine(bn) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as ``a * x + c``, per channel."""
     a = 1.0 / torch.sqrt(bn.running_var + bn.eps)
-    if bn.affine:
-        a = a * bn.weight
-    c = -bn.running_mean * a
-    return a, c + bn.bias if bn.affine else c
+    if not bn.affine:
+        return a, -bn.running_mean * a
+    a = a * bn.weight
+    return a, bn.bias - bn.running_mean * a
 
 
 def _set_affine(bn, a: torch.Tensor, c: torch.Tensor) -> None:
