@@ -70,10 +70,10 @@ def main() -> int:
     args = p.parse_args()
     from faster_whisper import WhisperModel
 
+    model = WhisperModel(
+        str(whisper_dir(args.out)), device="cpu", compute_type="int8", cpu_threads=2
+    )
     if args.data is not None:
-        model = WhisperModel(
-            str(whisper_dir(args.out)), device="cpu", compute_type="int8", cpu_threads=2
-        )
         human_split(model, args.data)
         return 0
 
@@ -105,9 +105,6 @@ def main() -> int:
         if i % n_voices == i // n_voices % n_voices
     }
     questions = {"human": lm.human_questions(labels, args.out / "human"), "flite": flite}
-    model = WhisperModel(
-        str(whisper_dir(args.out)), device="cpu", compute_type="int8", cpu_threads=2
-    )
     print("questions never trained on; right: the right label first, or in the transcript")
     print(
         "| questions | n | Whisper base + label match: right, median s | VisualByte --match both: "

@@ -22,43 +22,40 @@ import torch
 from torch import nn
 
 from .checkpoints import atomic_save
-from .model import VisualByteNet, build_from_config
+from .model import VisualByteNet, load_checkpoint_model
 from .onnx_init import FOLDED_NORMS, net_from_onnx, onnx_model_info
 
 
 @torch.no_grad()
 def fold_norms(net: VisualByteNet) -> VisualByteNet:
-    """``net`` (in place, eval mode) with each BatchNorm folded into the layer before it (a
-    convolution or linear layer right before it in a ``Sequential``, or a ConvNeXt block's
-    depthwise convolution) and every other BatchNorm made the affine map it computes: weight
-    ``a``, bias ``c``, mean 0, variance ``1 - eps``."""
+    """``net`` (in place, eval mode) with each BatchNorm folded into the layer before it (those
+    the exporter folds, ``FOLDED_NORMS``, and any convolution or linear layer right before one in
+    a ``Sequential``) and every other BatchNorm made the affine map it computes: weight ``a``,
+    bias ``c``, mean 0, variance ``1 - eps``."""
     net.eval()
     mods = dict(net.named_modules())
     norm_type = nn.modules.batchnorm._BatchNorm
-    pairs = []
+    layer_of = {}  # norm → the layer it is folded into
     for name, m in mods.items():
-        if isinstance(m, nn.Sequential):
-            pairs += [
-                (a, b)
-                for a, b in zip(list(m)[:-1], list(m)[1:], strict=True)
-                if isinstance(a, (nn.Linear, nn.Conv2d)) and isinstance(b, norm_type)
-            ]
         for conv_suffix, norm_suffix in FOLDED_NORMS.items():
-            if "." not in conv_suffix and name.endswith("." + conv_suffix):
+            if name.endswith("." + conv_suffix):
                 norm = mods.get(name[: len(name) - len(conv_suffix)] + norm_suffix)
                 if isinstance(norm, norm_type):
-                    pairs.append((m, norm))
-    folded = set()
-    for layer, norm in pairs:
+                    layer_of[norm] = m
+    for m in mods.values():
+        if isinstance(m, nn.Sequential):
+            for a, b in zip(list(m)[:-1], list(m)[1:], strict=True):
+                if isinstance(a, (nn.Linear, nn.Conv2d)) and isinstance(b, norm_type):
+                    layer_of.setdefault(b, a)
+    for norm, layer in layer_of.items():
         if layer.bias is None:
             raise ValueError(f"{layer} has no bias to fold its BatchNorm into")
         a, c = _affine(norm)
         layer.weight.mul_(a.view(-1, *[1] * (layer.weight.dim() - 1)))
         layer.bias.mul_(a).add_(c)
         _set_affine(norm, torch.ones_like(a), torch.zeros_like(c))
-        folded.add(norm)
     for name, m in mods.items():
-        if isinstance(m, norm_type) and m not in folded:
+        if isinstance(m, norm_type) and m not in layer_of:
             if not m.affine:
                 raise ValueError(f"{name}: a BatchNorm without weights and no layer to fold into")
             _set_affine(m, *_affine(m))
@@ -101,9 +98,7 @@ def blend_checkpoint(start_onnx: Path, run_ckpt: Path, alpha: float, out: Path) 
     continued from, ``start_onnx``, as a checkpoint at ``out``; returns what it recorded."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    ckpt = torch.load(run_ckpt, map_location="cpu", weights_only=False)
-    run = build_from_config(ckpt["model_config"])
-    run.load_state_dict(ckpt["model"])
+    run, ckpt = load_checkpoint_model(run_ckpt)
     start = net_from_onnx(start_onnx)
     if start.config() != run.config():
         raise ValueError(f"{start_onnx} is not the architecture of {run_ckpt}")
