@@ -581,6 +581,27 @@ def test_engine_speech_is_appended_to_training_speech_without_resynthesizing_it(
     assert set(meta["splits"]["train"]["audio"]["engines"]) == set(E.ENGINES)
 
 
+def test_recorded_words_are_appended_to_training_speech_without_resynthesizing_it(
+    built, tmp_path, sources, fake_bin, monkeypatch
+):
+    out, made = build_more(built, tmp_path, sources, fake_bin, monkeypatch, "rec", audio_recorded=2)
+    assert made == ["train_audio_recorded"]
+    old, new = np.load(built / "train_audio.npy"), np.load(out / "train_audio.npy")
+    np.testing.assert_array_equal(new[: old.shape[0]], old)
+    rows = _rows(out / "train_audio_rows.jsonl")[old.shape[0] :]
+    assert rows and new.shape[0] == old.shape[0] + len(rows) and len(rows) % 2 == 0
+    assert {r["engine"] for r in rows} == {"recorded"}
+    assert not any(r["lang"].startswith("en") for r in rows)
+    classes = C.select_classes(tiny=True)
+    y = np.load(out / "train_audio_y.npy")[old.shape[0] :]
+    assert all(classes[k].key == r["class"] for k, r in zip(y, rows, strict=True))
+    # A recording's two views are two renders (their own augmentation), not one copied.
+    assert rows[0]["file"] == rows[1]["file"]
+    assert not np.array_equal(new[old.shape[0]], new[old.shape[0] + 1])
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    assert meta["splits"]["train"]["audio"]["recorded_views"] == 2
+
+
 def test_another_seed_gives_other_speech(sources, tmp_path):
     cfg0 = tiny_config(tmp_path / "a", sources, seed=0)
     cfg1 = tiny_config(tmp_path / "b", sources, seed=1)

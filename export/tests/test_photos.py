@@ -11,6 +11,7 @@ from PIL import Image
 
 from visualbyte_export import photos as P
 from visualbyte_export.classes import select_classes
+from visualbyte_export.data.recorded import recorded_speech_jobs
 from visualbyte_export.photo_memory import ask_memory, photo_memory_report
 
 
@@ -166,6 +167,63 @@ def test_recorded_human_words_that_name_classes_are_found(pictures):
     # Only English descriptions: ``tiger_desc_fr.ogg`` is French.
     assert all(j["file"].endswith(("_desc.ogg",)) for j in jobs if j["speaker"] == "tuxpaint")
     assert P.human_speech_jobs(classes) == [j for j in jobs if j["speaker"] == "ktuberling"]
+
+
+def test_no_english_recording_is_ever_a_training_row(pictures):
+    classes = pictures[0]
+    trained = recorded_speech_jobs(classes, 1, 0, stamps=P.TUXPAINT)
+    held = {j["file"] for j in P.human_speech_jobs(classes, stamps=P.TUXPAINT)}
+    files = {j["file"] for j in trained}
+    assert len(files) > 1000 and not files & held
+    assert not any("/sounds/en/" in f or f.endswith("_desc.ogg") for f in files)
+    assert {j["lang"] for j in trained} >= {"fr", "de", "ru"} and not any(
+        j["lang"].startswith("en") for j in trained
+    )
+    assert {"tiger", "elephant", "camel"} <= {j["class"] for j in trained}
+
+
+def test_a_recorded_word_is_decoded_and_augmented_into_audible_speech(tmp_path, pictures):
+    from visualbyte_export.data.recorded import recorded_lines
+    from visualbyte_export.wav import read_wav
+
+    jobs = [j for j in recorded_speech_jobs(pictures[0], 2, 0) if j["class"] == "camel"][:2]
+    lines = recorded_lines(jobs, tmp_path)
+    heard = [read_wav(Path(line["path"])) for line in lines]
+    for (x, rate), job in zip(heard, jobs, strict=True):
+        assert rate == job["aug"]["rate"] and 0.3 < len(x) / rate < 10
+        assert np.sqrt(np.mean(x**2)) > 1e-3  # speech, not silence
+    assert not np.array_equal(heard[0][0][:1000], heard[1][0][:1000])
+
+
+def _ogg(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+
+def test_recorded_words_are_found_by_language_once_each_with_their_views(tmp_path):
+    classes = select_classes(False, None)
+    sounds, stamps = tmp_path / "sounds", tmp_path / "stamps"
+    _ogg(sounds / "en" / "egypt_camel.ogg", b"english")
+    _ogg(sounds / "de" / "egypt_camel.ogg", b"kamel")
+    _ogg(sounds / "sr" / "egypt_camel.ogg", b"kamila")
+    _ogg(sounds / "sr@latin" / "egypt_camel.ogg", b"kamila")  # the same recording again
+    _ogg(sounds / "de" / "egypt_pyramid.ogg", b"no class")
+    (stamps / "animals").mkdir(parents=True)
+    (stamps / "animals" / "tiger.txt").write_text("A tiger.\n")
+    for name in ("tiger_desc.ogg", "tiger_desc_fr.ogg", "tiger_desc_da.ogg.ogg", "tiger.ogg"):
+        _ogg(stamps / "animals" / name, name.encode())
+    jobs = recorded_speech_jobs(classes, 2, 0, sounds=sounds, stamps=stamps)
+    found = sorted({(j["class"], j["lang"], j["speaker"]) for j in jobs})
+    assert found == [
+        ("camel", "de", "ktuberling"),
+        ("camel", "sr", "ktuberling"),
+        ("tiger", "fr", "tuxpaint"),
+    ]
+    assert len(jobs) == 6 and {j["engine"] for j in jobs} == {"recorded"}
+    assert jobs[0]["aug"] != jobs[1]["aug"]  # each view its own augmentation
+    assert jobs == recorded_speech_jobs(classes, 2, 0, sounds=sounds, stamps=stamps)
+    with pytest.raises(P.PhotoSourceMissing, match="tuxpaint-stamps-default"):
+        recorded_speech_jobs(classes, 1, 0, sounds=sounds, stamps=tmp_path / "nope")
 
 
 def test_missing_photo_packages_are_named_in_the_error(tmp_path):

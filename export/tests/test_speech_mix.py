@@ -56,6 +56,15 @@ def test_the_espeak_share_sets_how_often_each_group_speaks():
     assert set(groups[only].tolist()) == {1}
 
 
+def test_the_recorded_share_is_taken_first_and_the_rest_split_by_the_espeak_share():
+    engines = np.array(["espeak"] * 6 + ["kokoro"] * 2 + ["recorded"] * 2)
+    drawable = np.zeros(len(engines))
+    assert speech_mix.recorded_groups(engines).tolist() == [0] * 6 + [1] * 2 + [2] * 2
+    assert speech_mix.group_shares(drawable, engines, 0.5, 0.2) == pytest.approx([0.4, 0.4, 0.2])
+    # Without --espeak-share the synthesizers' rows split as they are drawable: 6 to 2.
+    assert speech_mix.group_shares(drawable, engines, None, 0.2) == pytest.approx([0.6, 0.2, 0.2])
+
+
 def test_the_sampler_never_draws_rows_that_are_not_drawable():
     y = np.repeat(np.arange(2), 40)
     labels = y.copy()
@@ -98,6 +107,26 @@ def test_training_speech_mix_flags_fail_clearly(dataset, tmp_path):
         train.main(args + ["--espeak-share", "1.5"])
 
 
+def test_a_recorded_share_without_recorded_words_is_a_clear_error(dataset, tmp_path):
+    data = _with_engines(dataset, tmp_path)
+    args = ["--data", str(data), "--run-dir", str(tmp_path / "run"), *tiny_train_args(1)]
+    with pytest.raises(SystemExit, match="--recorded-share 0.2: .* has no recorded words"):
+        train.main(args + ["--recorded-share", "0.2"])
+    with pytest.raises(SystemExit, match="--recorded-share -1.0: a share between 0 and 1"):
+        train.main(args + ["--recorded-share", "-1"])
+
+
+def test_training_draws_recorded_words_at_their_share(dataset, tmp_path, capsys):
+    data = _with_engines(dataset, tmp_path)
+    rows = (data / "train_audio_rows.jsonl").read_text().splitlines()
+    rows[::4] = ['{"engine": "recorded"}'] * len(rows[::4])
+    (data / "train_audio_rows.jsonl").write_text("\n".join(rows) + "\n")
+    args = ["--data", str(data), "--run-dir", str(tmp_path / "run"), *tiny_train_args(1)]
+    mix = ["--espeak-share", "0.5", "--recorded-share", "0.2", "--max-steps", "2", "--no-eval"]
+    assert train.main(args + mix) == 0
+    assert "(espeak-ng, other engines, recorded): [0.4, 0.4, 0.2]" in capsys.readouterr().out
+
+
 def test_probe_table_has_a_row_per_question_set_and_a_column_per_model():
     r = {"R@1": 0.5, "class": 0.25, "n": 4}
     text = probe.table(
@@ -126,8 +155,10 @@ def test_model_card_train_command_keeps_the_speech_mix():
     from visualbyte_export.card import _train_command
 
     argv = ["--data", "/d", "--espeak-share", "0.3", "--leave-out-engine", "kokoro,piper"]
+    argv += ["--recorded-share", "0.2"]
     stored = {k: str(v) for k, v in vars(train.build_parser().parse_args(argv)).items()}
     words = shlex.split(_train_command(stored, "/d").replace("\\\n", " "))
     again = train.build_parser().parse_args(words[4:])
     assert again.espeak_share == 0.3 and again.leave_out_engine == "kokoro,piper"
+    assert again.recorded_share == 0.2
     assert "--probe-engines" not in words

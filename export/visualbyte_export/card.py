@@ -46,8 +46,8 @@ RECIPE_FLAGS = (
     "steps_per_epoch", "batch_classes", "lr_backbone", "lr_head", "warmup_steps", "weight_decay",
     "audio_lambda", "ce_weights", "no_ce_audio", "curriculum_epochs", "align_start", "align_delay",
     "aug", "aug_style", "aug_voice", "unknown_weight", "unknown_per_batch", "teacher_weight",
-    "lr_teacher_head", "no_photos", "espeak_share", "leave_out_engine", "probe_engines",
-    "heard_only", "drop_path", "seed", "threads",
+    "lr_teacher_head", "no_photos", "espeak_share", "recorded_share", "leave_out_engine",
+    "probe_engines", "heard_only", "drop_path", "seed", "threads",
 )  # fmt: skip
 
 

@@ -354,7 +354,8 @@ def camera(view: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 # ------------------------------------------------------------------------------ dataset splits
-KTUBERLING_EN = Path("/usr/share/ktuberling/sounds/en")
+KTUBERLING_SOUNDS = Path("/usr/share/ktuberling/sounds")
+KTUBERLING_EN = KTUBERLING_SOUNDS / "en"
 
 
 def photo_jobs(pictures: list[Picture], classes, views: int) -> dict[str, list[dict]]:

@@ -1,5 +1,6 @@
 """Which training speech rows a run draws and how often: the engines it leaves out, the probe
-rows no run of a leave-one-engine-out probe trains on, and the share of questions espeak-ng says;
+rows no run of a leave-one-engine-out probe trains on, and the shares of questions espeak-ng says
+and recorded human words say;
 ``train``'s flags for them (``add_args``) and what they make of a run's labels (``for_run``).
 
 A row's engine is its ``engine`` field in ``train_audio_rows.jsonl``; rows without one are
@@ -17,6 +18,8 @@ from typing import NamedTuple
 import numpy as np
 
 ESPEAK = "espeak"
+# The engine of recorded human words (data/recorded.py), drawn by ``--recorded-share``.
+RECORDED = "recorded"
 # Every PROBE_EVERY-th row of a probe engine (in dataset order) is held out of training.
 PROBE_EVERY = 3
 # `hearing`'s verdicts about the training questions, read by ``--heard-only`` and by bundles.
@@ -94,6 +97,23 @@ def espeak_groups(engines: np.ndarray) -> np.ndarray:
     return (engines != ESPEAK).astype(np.int64)
 
 
+def recorded_groups(engines: np.ndarray) -> np.ndarray:
+    """Group 0 for espeak-ng's rows, 2 for recorded words, 1 for every other engine's."""
+    return np.where(engines == RECORDED, 2, espeak_groups(engines))
+
+
+def group_shares(
+    drawable: np.ndarray, engines: np.ndarray, espeak: float | None, recorded: float
+) -> list[float]:
+    """The shares of groups 0-2 (:func:`recorded_groups`): ``recorded`` for recorded words and
+    the rest split ``espeak`` to the synthesizers' rows between espeak-ng and the other engines
+    (without it, as many as the drawable rows hold)."""
+    if espeak is None:
+        synthesized = (drawable >= 0) & (engines != RECORDED)
+        espeak = float(np.mean(engines[synthesized] == ESPEAK)) if synthesized.any() else 1.0
+    return [espeak * (1.0 - recorded), (1.0 - espeak) * (1.0 - recorded), recorded]
+
+
 def summary(labels: np.ndarray, engines: np.ndarray) -> dict[str, int]:
     """Drawable rows per engine, for the run's log."""
     keep = labels >= 0
@@ -125,6 +145,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
         "engines'); default: as the dataset holds them",
     )
     p.add_argument(
+        "--recorded-share",
+        type=float,
+        help="share of spoken questions drawn from recorded human words in other languages "
+        "(`data --audio-recorded`), for the classes that have them; the rest is split as "
+        "--espeak-share says. Default: recorded words count as one more engine",
+    )
+    p.add_argument(
         "--heard-only",
         action="store_true",
         help="leave out the training questions Whisper did not hear as their class (`hearing` "
@@ -145,10 +172,11 @@ def for_run(args: argparse.Namespace, labels: np.ndarray, log: Callable) -> Spee
     """The speech mix ``train``'s flags ask for, over the dataset's training audio labels."""
     probe = [e for e in args.probe_engines.split(",") if e]
     leave_out = [e for e in args.leave_out_engine.split(",") if e]
-    share = args.espeak_share
-    if share is not None and not 0.0 <= share <= 1.0:
-        raise SystemExit(f"--espeak-share {share}: a share between 0 and 1")
-    if not (leave_out or probe or share is not None or args.heard_only):
+    share, recorded = args.espeak_share, args.recorded_share
+    for flag, value in (("--espeak-share", share), ("--recorded-share", recorded)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise SystemExit(f"{flag} {value}: a share between 0 and 1")
+    if not (leave_out or probe or share is not None or recorded is not None or args.heard_only):
         return SpeechMix(labels)
     engines, places = engine_rows(args.data)
     drawable = drawable_labels(labels, engines, leave_out, probe, places)
@@ -157,6 +185,15 @@ def for_run(args: argparse.Namespace, labels: np.ndarray, log: Callable) -> Spee
 
         drawable[unheard_rows(args.data, len(drawable))] = -1
     log(f"speech rows drawn per engine: {summary(drawable, engines)}")
+    if recorded is not None:
+        if not (engines[drawable >= 0] == RECORDED).any():
+            raise SystemExit(
+                f"--recorded-share {recorded}: {args.data} has no recorded words to draw "
+                "(build it with `data --audio-recorded N`)"
+            )
+        shares = group_shares(drawable, engines, share, recorded)
+        log(f"speech shares (espeak-ng, other engines, recorded): {shares}")
+        return SpeechMix(drawable, recorded_groups(engines), shares)
     if share is None:
         return SpeechMix(drawable)
     return SpeechMix(drawable, espeak_groups(engines), [share, 1.0 - share])

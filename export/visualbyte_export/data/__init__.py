@@ -21,7 +21,10 @@ Sources (export/README.md; all from Debian, npm and PyPI packages, nothing else 
 - photographs (``--photo-views N``, ``photos.py``): GCompris' photographs and drawings, Tux Paint's
   stamps (photographic cut-outs and cartoons), openclipart clip art, with held-out photo and
   clip-art splits, KTuberling's recorded words and Tux Paint's spoken stamp names (evaluation
-  only) and each class name typed once.
+  only) and each class name typed once;
+- recorded human words in other languages (``--audio-recorded N``, ``recorded``): KTuberling's
+  other languages and Tux Paint's stamp descriptions spoken in them, N augmented views each,
+  added to the training speech as engine "recorded". English recordings are never trained on.
 
 Pictures are augmented here (placement, background, rotation, colour), speech is augmented here
 (noise, gain, time shift, reverb, band limit, sample rate) and written as WAV files; then the
@@ -38,7 +41,8 @@ held-out-voice WAV per class). See export/README.md.
 
 Modules, one per stage (each imports only those before it): ``config`` (counts, settings,
 seeding), ``sources`` (npm emoji packages, Fashion-MNIST), ``images``, ``phrases`` (question
-wording), ``text``, ``speech``, ``nonclass`` (negative and unknown words), ``build`` (the
+wording), ``text``, ``speech``, ``recorded`` (recorded words), ``nonclass`` (negative and
+unknown words), ``build`` (the
 ``Builder``) and ``cli``. This package re-exports the names the tests and tools reach as
 ``data.<name>`` (``data.Builder``, ``data.Counts``, ...).
 """

@@ -24,12 +24,20 @@ from ..classes import (
     select_classes,
     write_classes_csv,
 )
-from ..photos import PhotoSources, PhotoStage, human_speech_jobs, label_jobs, photo_jobs
+from ..photos import (
+    TUXPAINT,
+    PhotoSources,
+    PhotoStage,
+    human_speech_jobs,
+    label_jobs,
+    photo_jobs,
+)
 from ..speech_engines import ENGINES
 from ..wav import write_wav
 from .config import DATA_VERSION, Config, _progress, digest, log, rng_for
 from .images import augment_fashion, augment_picture, fashion_pick, image_jobs
 from .nonclass import negative_jobs, unknown_jobs
+from .recorded import recorded_lines, recorded_speech_jobs
 from .sources import EmojiIndex, _slug, load_fashion
 from .speech import (
     ACCENT_PHONEMES,
@@ -253,6 +261,14 @@ class Builder:
                     [arr, self.cached("train_audio_engines", more, self.speech_lines)]
                 )
                 jobs = jobs + more
+            if split == "train" and cfg.counts.audio_recorded > 0:
+                more = recorded_speech_jobs(
+                    self.classes, cfg.counts.audio_recorded, cfg.seed, stamps=TUXPAINT
+                )
+                arr = np.concatenate(
+                    [arr, self.cached("train_audio_recorded", more, recorded_lines)]
+                )
+                jobs = jobs + more
             self._save(out, split, "audio", jobs, arr)
             for m in ("image", "text", "audio"):
                 counts[f"{split}_{m}"] = int(np.load(out / f"{split}_{m}_y.npy").shape[0])
@@ -408,6 +424,10 @@ class Builder:
                         "engines": {e: list(v) for e, v in ENGINES.items()}
                         if cnt.audio_engines
                         else {},
+                        "recorded_views": cnt.audio_recorded,
+                        "recorded": "KTuberling's words in its languages other than English and "
+                        "Tux Paint's stamp descriptions spoken in other languages, where they name "
+                        "a class (engine 'recorded'); English recordings are never trained on",
                         "accents": "synthetic: training accents' phoneme tables "
                         f"{list(ACCENT_PHONEMES)}, spelling rules, replacements and stress "
                         "recombined, formants 1-3 at 92-108% (unless the variant sets its own), "

@@ -73,6 +73,9 @@ COUNT_UNITS = {
     "(recombined training accents; 0 = none)",
     "audio_engines": "extra English training speech per class from MBROLA, RHVoice, pico, "
     "festival, Piper and Kokoro in turn (scripts/install-voices.sh; 0 = none)",
+    "audio_recorded": "views of each recorded non-English word that names a class (KTuberling's "
+    "other languages, Tux Paint's spoken stamp descriptions), added to the training speech "
+    "(ktuberling-data tuxpaint-stamps-default; 0 = none)",
     "photo_views": "views of each training photo and clip-art picture, plus the held-out photo, "
     "clip-art, human-speech and label splits (gcompris-qt-data openclipart-png ktuberling-data; "
     "0 = none)",

@@ -77,6 +77,9 @@ class Counts:
     # Extra English training speech per class from the other engines (speech_engines.ENGINES,
     # taking turns); 0 = none.
     audio_engines: int = 0
+    # Augmented views of each recorded word in a language other than English (data/recorded.py),
+    # added to the training speech; 0 = none.
+    audio_recorded: int = 0
     # Photographic views of each training photo and clip-art picture (photos.py; the first is
     # the plain picture); 0 = no photo, human-speech or label splits.
     photo_views: int = 0
@@ -104,6 +107,7 @@ class Counts:
             unknown_text=2,
             audio_accent=0,
             audio_engines=0,
+            audio_recorded=0,
             photo_views=0,
         )
 
