@@ -2,7 +2,7 @@
 # VisualByte's test command (CI runs it through .ci/run). On Debian 12 it installs what is missing, then
 # proves, stopping at the first failure:
 #   fmt, clippy (default features and `mic`), the native test suite (with `mic`, so the capture code is
-#   built and its tests run), ruff + pytest for export/, a fuzz smoke run (5 s per cargo-fuzz target),
+#   built and its tests run), ruff (check and format) + pytest for export/, a fuzz smoke run (5 s per cargo-fuzz target),
 #   and the same test suite on aarch64 under qemu-user (same count as native). VISUALBYTE_RELEASE=1 also builds the aarch64 robot binary
 #   (release profile, LTO: the slowest build, so not part of every run).
 #
@@ -153,6 +153,8 @@ python_checks() {
     [ "$rc" -eq 0 ] || { echo "venv setup failed (exit $rc)"; return "$rc"; }
     "$VENV/bin/ruff" check export
     "$VENV/bin/ruff" check --config export/pyproject.toml scripts
+    "$VENV/bin/ruff" format --check export
+    "$VENV/bin/ruff" format --check --config export/pyproject.toml scripts
     export VISUALBYTE_BIN=$CARGO_TARGET_DIR/debug/visualbyte
     rc=0
     (cd export && "$VENV/bin/python" -m pytest -q -p no:cacheprovider) 2>&1 | tee "$LOGS/pytest.log" || rc=$?
