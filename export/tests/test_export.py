@@ -535,6 +535,26 @@ def test_class_confusions_count_the_most_likely_class_and_rank_the_pairs_confuse
     assert class_confusions(scores, y, names, top=1)["confused"][0]["count"] == 2
 
 
+def test_the_most_likely_class_of_recorded_words_is_counted_per_speaker_in_the_card():
+    from visualbyte_export.card import _classifier_lines
+    from visualbyte_export.metrics import class_right_by
+
+    y = np.array([0, 1, 2, 3])
+    scores = np.eye(4, dtype=np.float32)[[0, 1, 2, 0]]  # the last word is heard as another
+    by = class_right_by(scores, y, ["tuxpaint", "ktuberling", "tuxpaint", "tuxpaint"])
+    assert by == {
+        "ktuberling": {"accuracy": 1.0, "n": 1},
+        "tuxpaint": {"accuracy": pytest.approx(2 / 3), "n": 3},
+    }
+    c = {"accuracy": 0.75, "n": 4, "confused": [], "by": "speaker", "subsets": by}
+    lines = _classifier_lines({"classifier": {"human_audio": c}})
+    assert "| … speaker tuxpaint | 0.667 | 3 | |" in lines
+    assert (
+        lines.index("| … speaker ktuberling | 1.000 | 1 | |")
+        == lines.index("| … speaker tuxpaint | 0.667 | 3 | |") - 1
+    )
+
+
 def test_evaluate_writes_the_card_with_other_fonts_and_synthesizers_and_the_threshold(tmp_path):
     from visualbyte_export.evaluate import main as evaluate_main
     from visualbyte_export.evaluate import read_contract

@@ -353,6 +353,8 @@ def _classifier_lines(res: dict) -> list[str]:
             f"{p['true']} → {p['predicted']} ×{p['count']}" for p in c["confused"][:6]
         )
         lines.append(f"| {OTHER_TITLES.get(m, m)} | {c['accuracy']:.3f} | {c['n']} | {confused} |")
+        for value, sub in c.get("subsets", {}).items():
+            lines.append(f"| … {c['by']} {value} | {sub['accuracy']:.3f} | {sub['n']} | |")
     return lines
 
 
@@ -477,7 +479,9 @@ def _closing_lines(info: dict, args: dict, meta: dict, data: Path) -> list[str]:
         "- Trained from random initialisation on two shared CPU cores for a short time: the "
         "numbers "
         "above are what that buys, not what the recipe reaches with a longer (GPU) run.",
-        "- Training speech is synthetic (espeak-ng); recorded human speech is not measured here.",
+        "- Training speech is synthesized (espeak-ng, and the engines and recordings the data "
+        "line adds); how it carries to recorded English speakers is the human-speaker split "
+        "above, where the dataset has one.",
         "- The threshold is calibrated against the eval gallery; a robot's own memory (its size "
         "and "
         "content) shifts best-match scores, so recalibrate on the deployed index when possible.",

@@ -52,6 +52,7 @@ from .metrics import (
     best_scores,
     calibrate_threshold,
     class_confusions,
+    class_right_by,
     evaluate_embeddings,
     evaluate_other,
     outcomes_at,
@@ -68,7 +69,7 @@ from .onnx_meta import (
     write_metadata,
 )
 from .photo_memory import photo_memory_report
-from .splits import MODALITIES, OTHER_INTROS, OTHER_SPLITS, OTHER_TITLES
+from .splits import CLASSIFIER_SUBSETS, MODALITIES, OTHER_INTROS, OTHER_SPLITS, OTHER_TITLES
 
 # What other modules, scripts and tests import from here (re-exported from the modules above).
 __all__ = [
@@ -283,6 +284,12 @@ def _evaluate_other_splits(
         res["classifier"] = {
             m: class_confusions(e, ev["y"][m], names) for m, e in {**emb, **other_emb}.items()
         }
+        for m, key in CLASSIFIER_SUBSETS.items():
+            rows = ev.get("rows", {}).get(m)
+            if m in other_emb and rows and len(rows) == len(ev["y"][m]):
+                values = [str(r.get(key)) for r in rows]
+                res["classifier"][m]["by"] = key
+                res["classifier"][m]["subsets"] = class_right_by(other_emb[m], ev["y"][m], values)
 
 
 def _evaluate_variants(

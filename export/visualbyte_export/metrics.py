@@ -235,6 +235,17 @@ def evaluate_embeddings(emb: dict, ev: dict, num_classes: int) -> dict:
     return res
 
 
+def class_right_by(scores: np.ndarray, y: np.ndarray, values: Sequence[str]) -> dict:
+    """How often the largest value is the query's class, per value of a row key (a speaker):
+    ``{value: {"accuracy", "n"}}`` in sorted order."""
+    right = scores.argmax(1) == y
+    values = np.asarray(values)
+    return {
+        str(v): {"accuracy": float(right[values == v].mean()), "n": int((values == v).sum())}
+        for v in sorted(set(values.tolist()))
+    }
+
+
 def class_confusions(
     scores: np.ndarray, y: np.ndarray, names: Sequence[str], top: int = 10
 ) -> dict:
