@@ -192,7 +192,7 @@ def for_run(args: argparse.Namespace, labels: np.ndarray, log: Callable) -> Spee
                 "(build it with `data --audio-recorded N`)"
             )
         shares = group_shares(drawable, engines, share, recorded)
-        log(f"speech shares (espeak-ng, other engines, recorded): {shares}")
+        log(f"speech shares (espeak-ng, other engines, recorded): {[round(x, 3) for x in shares]}")
         return SpeechMix(drawable, recorded_groups(engines), shares)
     if share is None:
         return SpeechMix(drawable)

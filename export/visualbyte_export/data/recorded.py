@@ -1,6 +1,6 @@
 """Recorded human words in languages other than English, for training: every English
 recording is evaluation only (``photos.human_speech_jobs``), but a person saying "Tiger",
-"tigre" or "Kamel" teaches the audio branch what real voices and microphones sound like.
+"tigre" or "Kamel" is a real voice and microphone, which no synthesizer is.
 
 KTuberling names each recording by its English word in every language folder; Tux Paint names a
 stamp's spoken description by the stamp and the language (``tiger_desc_fr.ogg``), and the stamp
@@ -95,21 +95,8 @@ def recorded_lines(jobs: list[dict], workdir: Path) -> list[dict]:
     for i, job in enumerate(jobs):
         if job["file"] not in decoded:
             raw = workdir / "decoded.wav"
-            subprocess.run(
-                [
-                    "sox",
-                    "-V1",
-                    job["file"],
-                    "-r",
-                    str(ESPEAK_RATE),
-                    "-c",
-                    "1",
-                    "-b",
-                    "16",
-                    str(raw),
-                ],
-                check=True,
-            )
+            decode = ["sox", "-V1", job["file"], "-r", str(ESPEAK_RATE), "-c", "1", "-b", "16"]
+            subprocess.run([*decode, str(raw)], check=True)
             decoded = {job["file"]: read_wav(raw)[0]}
         y, rate = augment_speech(decoded[job["file"]], job["aug"])
         wav = workdir / f"{i:06d}.wav"
