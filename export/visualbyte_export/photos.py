@@ -358,6 +358,12 @@ KTUBERLING_SOUNDS = Path("/usr/share/ktuberling/sounds")
 KTUBERLING_EN = KTUBERLING_SOUNDS / "en"
 
 
+def ktuberling_word(ogg: Path) -> str:
+    """The English word a KTuberling recording says, from its file name in any language
+    folder (``egypt_palmtree.ogg`` → "palm tree")."""
+    return _words(ogg.stem.split("_", 1)[-1].replace("palmtree", "palm tree"))
+
+
 def photo_jobs(pictures: list[Picture], classes, views: int) -> dict[str, list[dict]]:
     """Rows of the photo splits: ``train_photo`` (every training picture plain, then ``views - 1``
     photographic views), ``photo_image`` (held-out photographs, plain) and ``clipart_image``
@@ -385,8 +391,7 @@ def human_speech_jobs(
         raise PhotoSourceMissing(f"{folder} not found: apt-get install ktuberling-data")
     found = []
     for ogg in sorted(folder.glob("*.ogg")):
-        word = _words(ogg.stem.split("_", 1)[-1].replace("palmtree", "palm tree"))
-        found.append((word, ogg, "ktuberling"))
+        found.append((ktuberling_word(ogg), ogg, "ktuberling"))
     if stamps is not None:
         for ogg in sorted(stamps.rglob("*_desc.ogg")):
             word = stamp_name(ogg.with_name(ogg.name[: -len("_desc.ogg")] + ".png"))

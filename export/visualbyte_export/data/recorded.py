@@ -21,7 +21,7 @@ from ..photos import (
     PhotoSourceMissing,
     _matches,
     _names,
-    _words,
+    ktuberling_word,
     stamp_class,
 )
 from ..speech_mix import RECORDED
@@ -50,7 +50,7 @@ def recorded_speech_jobs(
     found = []  # (class index, file, language, speaker)
     for folder in sorted(d for d in sounds.iterdir() if d.is_dir() and d.name != "en"):
         for ogg in sorted(folder.glob("*.ogg")):
-            word = _words(ogg.stem.split("_", 1)[-1].replace("palmtree", "palm tree"))
+            word = ktuberling_word(ogg)
             for i, c in enumerate(classes):
                 if _matches(word, _names(c), exact=True):
                     found.append((i, ogg, folder.name, "ktuberling"))
