@@ -9,6 +9,7 @@ so a run killed at any moment resumes from its last checkpoint: run the same com
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -45,7 +46,14 @@ from .rendered import UNKNOWN_MODALITIES as UNKNOWN_MODALITIES
 from .rendered import RenderedSplit, gather_rows, load_meta, load_unknown, unknown_rows
 from .sampler import ClassBalancedTripleSampler
 from .splits import MODALITIES
-from .train_net import GlobalBatchNorm1d, TrainForward, lr_factor, param_groups, teacher_loss
+from .train_net import (
+    GlobalBatchNorm1d,
+    TrainForward,
+    anchor_loss,
+    lr_factor,
+    param_groups,
+    teacher_loss,
+)
 
 
 # -------------------------------------------------------------------------------- command line
@@ -177,6 +185,20 @@ def _add_extra_training_args(p: argparse.ArgumentParser) -> None:
         "the backbone's; 0 = off",
     )
     p.add_argument(
+        "--anchor",
+        type=Path,
+        help="a model (.onnx or checkpoint of the same network) whose class posteriors of the "
+        "batch's pictures and typed questions --anchor-weight keeps this run near, so teaching "
+        "new voices does not move what the gallery and typed questions mean",
+    )
+    p.add_argument(
+        "--anchor-weight",
+        type=float,
+        default=0.0,
+        help="weight of KL(anchor's posterior || this run's) on the picture and typed rows; "
+        "0 = off",
+    )
+    p.add_argument(
         "--lr-teacher-head",
         type=float,
         default=1e-3,
@@ -295,6 +317,7 @@ class TrainRun:
     total_steps: int
     state: dict
     module: nn.Module | None = None
+    anchor: VisualByteNet | None = None
     evset: RenderedSplit | None = None
     weights: LossWeights | None = None
     pbar: object = None
@@ -449,6 +472,35 @@ def _resume_or_init(run: TrainRun) -> None:
                 run.state["init_model"] = root
 
 
+def _frozen_anchor(run: TrainRun) -> VisualByteNet | None:
+    """The ``--anchor`` model, frozen in eval mode (its exported behaviour), or None when
+    ``--anchor-weight`` is 0."""
+    args = run.args
+    if args.anchor_weight < 0:
+        raise SystemExit(f"--anchor-weight {args.anchor_weight}: 0 (off) or positive")
+    if args.anchor_weight == 0:
+        return None
+    if args.anchor is None or not args.anchor.exists():
+        raise SystemExit(
+            f"--anchor-weight {args.anchor_weight} needs --anchor MODEL, an existing .onnx or "
+            f"checkpoint (got {args.anchor})"
+        )
+    net = copy.deepcopy(run.net)  # the same network; every weight is replaced below
+    if args.anchor.suffix == ".onnx":
+        # No calibration batch: the folded BatchNorms are exact in eval mode.
+        load_onnx_weights(net, args.anchor)
+        run.state["anchor_model"] = onnx_model_info(args.anchor)
+    else:
+        _, skipped = load_init_weights(
+            net, torch.load(args.anchor, map_location="cpu", weights_only=False)
+        )
+        if skipped:
+            raise SystemExit(f"--anchor {args.anchor}: not this network ({', '.join(skipped)})")
+    net.eval()
+    net.requires_grad_(False)
+    return net
+
+
 def _rank_module(run: TrainRun) -> nn.Module:
     """The module the steps call: the training forward, wrapped in DDP over several ranks."""
     module = run.forward
@@ -520,6 +572,7 @@ def setup_run(args: argparse.Namespace, world: int, rank: int, device) -> TrainR
         state={"step": 0, "best": -1.0, "history": [], "train_seconds": 0.0},
     )
     _resume_or_init(run)
+    run.anchor = _frozen_anchor(run)
     run.module = _rank_module(run)
     if (
         is_main
@@ -626,6 +679,13 @@ def _train_step(run: TrainRun, rows: np.ndarray, step: int) -> StepResult:
         distil = teacher_loss(guess.float(), target)
         loss = loss + args.teacher_weight * distil
         parts["teacher"] = float(distil.detach())
+    if run.anchor is not None:
+        kept = 2 * b  # the picture and typed rows, which come first
+        with torch.no_grad():
+            old = run.anchor.classify(run.anchor.embed(x[:kept])).float()
+        drift = anchor_loss(logits[:kept], old)
+        loss = loss + args.anchor_weight * drift
+        parts["anchor"] = float(drift.detach())
     if run.unknown:
         unk = unknown_loss(logits[n_known:])
         loss = loss + args.unknown_weight * unk
@@ -680,7 +740,8 @@ def _log_step(run: TrainRun, step: int, res: StepResult) -> None:
             f"loss {parts['loss']:.3f} ce_img {parts['ce_image']:.2f} "
             f"ce_txt {parts['ce_text']:.2f} ce_aud {parts.get('ce_audio', 0):.2f} "
             f"clip_it {parts['clip_it']:.2f} clip_ai {parts['clip_ai']:.2f} "
-            f"lr x{f:.3f} {rate:.1f} img/s",
+            + (f"anchor {parts['anchor']:.4f} " if "anchor" in parts else "")
+            + f"lr x{f:.3f} {rate:.1f} img/s",
             flush=True,
         )
     if run.is_main and step % 50 == 0:
