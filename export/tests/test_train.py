@@ -290,21 +290,21 @@ def test_card_recreates_the_teacher_step_and_flags_only_when_the_teacher_was_on(
         assert again.teacher_weight == (0.5 if on else 0.0) and again.no_photos == on
 
 
-def _drift_from(anchor_ckpt, ckpt, dataset) -> float:
-    """Mean KL(anchor's class posterior || the checkpoint's) over the training pictures and typed
-    questions, both networks in eval mode."""
+def _rows_as_input(dataset, name, rows=None):
     import numpy as np
 
-    from visualbyte_export.model import load_checkpoint_model
     from visualbyte_export.train import to_input
+
+    pixels = np.load(dataset / f"{name}.npy")
+    return to_input(torch.from_numpy(pixels if rows is None else pixels[rows]), None, 0.0, "cpu")
+
+
+def _drift_from(anchor_ckpt, ckpt, x) -> float:
+    """Mean KL(anchor's class posterior || the checkpoint's) over inputs ``x``, both networks in
+    eval mode."""
+    from visualbyte_export.model import load_checkpoint_model
     from visualbyte_export.train_net import anchor_loss
 
-    x = torch.cat(
-        [
-            to_input(torch.from_numpy(np.load(dataset / f"train_{m}.npy")), None, 0.0, "cpu")
-            for m in ("image", "text")
-        ]
-    )
     with torch.no_grad():
         old, new = (load_checkpoint_model(p)[0].eval() for p in (anchor_ckpt, ckpt))
         return float(anchor_loss(new.classify(new.embed(x)), old.classify(old.embed(x))))
@@ -332,13 +332,41 @@ def test_an_anchored_run_stays_nearer_its_anchor_than_a_free_one_and_resumes(dat
     # Stopped and resumed: the anchor is read again from --anchor, not from the run's weights.
     assert run(dataset, tmp_path / "kept", *common, *anchored, "--max-steps", "5") == 0
     assert run(dataset, tmp_path / "kept", *common, *anchored) == 0
-    free = _drift_from(start / "last.pt", tmp_path / "free" / "last.pt", dataset)
-    kept = _drift_from(start / "last.pt", tmp_path / "kept" / "last.pt", dataset)
+    x = torch.cat([_rows_as_input(dataset, f"train_{m}") for m in ("image", "text")])
+    free = _drift_from(start / "last.pt", tmp_path / "free" / "last.pt", x)
+    kept = _drift_from(start / "last.pt", tmp_path / "kept" / "last.pt", x)
     assert kept < 0.5 * free, (kept, free)  # measured 0.10 against 0.54
     logged = [
         json.loads(x) for x in (tmp_path / "kept" / "train_log.jsonl").read_text().splitlines()
     ]
     assert logged and all(rec["anchor"] >= 0.0 for rec in logged)
+
+
+def test_anchor_engines_keep_those_engines_spoken_rows_near_the_anchor(dataset, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    data = tmp_path / "ds"
+    shutil.copytree(dataset, data)
+    n = len(np.load(data / "train_audio_y.npy"))
+    rows = [{"engine": "kokoro"} if i % 2 else {"engine": "espeak"} for i in range(n)]
+    (data / "train_audio_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    start = tmp_path / "start"
+    assert run(data, start, "--epochs", "4", "--aug", "0", "--no-eval") == 0
+    common = ("--epochs", "3", "--aug", "0", "--no-eval", "--seed", "5")
+    common += ("--init", str(start / "last.pt"), "--anchor", str(start / "last.pt"))
+    common += ("--anchor-weight", "20")
+    assert run(data, tmp_path / "pictures", *common) == 0
+    assert run(data, tmp_path / "espeak", *common, "--anchor-engines", "espeak") == 0
+    espeak = _rows_as_input(data, "train_audio", list(range(0, n, 2)))
+    loose = _drift_from(start / "last.pt", tmp_path / "pictures" / "last.pt", espeak)
+    kept = _drift_from(start / "last.pt", tmp_path / "espeak" / "last.pt", espeak)
+    assert kept < 0.5 * loose, (kept, loose)
+    with pytest.raises(SystemExit, match="--anchor-engines festival: the dataset's speech engines"):
+        run(data, tmp_path / "x", *common, "--anchor-engines", "festival")
+    with pytest.raises(SystemExit, match="--anchor-engines needs --anchor MODEL"):
+        run(data, tmp_path / "y", "--max-steps", "1", "--anchor-engines", "espeak")
 
 
 def test_an_anchor_weight_without_an_anchor_model_is_a_clear_error(dataset, tmp_path):
@@ -362,7 +390,17 @@ def test_card_keeps_the_anchor_flags_only_when_the_anchor_was_on():
 
     for argv, on in (
         (["--anchor", "/m/visualbyte.onnx"], False),
-        (["--anchor", "/m/visualbyte.onnx", "--anchor-weight", "2"], True),
+        (
+            [
+                "--anchor",
+                "/m/visualbyte.onnx",
+                "--anchor-weight",
+                "2",
+                "--anchor-engines",
+                "espeak",
+            ],
+            True,
+        ),
     ):
         ran = build_parser().parse_args(["--data", "/d", *argv])
         stored = {k: str(v) for k, v in vars(ran).items()}
@@ -371,3 +409,4 @@ def test_card_keeps_the_anchor_flags_only_when_the_anchor_was_on():
         again = build_parser().parse_args(shlex.split(line.replace("\\\n", " "))[4:])
         assert again.anchor_weight == (2.0 if on else 0.0)
         assert (str(again.anchor) == "/m/visualbyte.onnx") == on
+        assert again.anchor_engines == ("espeak" if on else "")

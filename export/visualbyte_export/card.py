@@ -46,8 +46,9 @@ RECIPE_FLAGS = (
     "steps_per_epoch", "batch_classes", "lr_backbone", "lr_head", "warmup_steps", "weight_decay",
     "audio_lambda", "ce_weights", "no_ce_audio", "curriculum_epochs", "align_start", "align_delay",
     "aug", "aug_style", "aug_voice", "unknown_weight", "unknown_per_batch", "teacher_weight",
-    "lr_teacher_head", "anchor", "anchor_weight", "no_photos", "espeak_share", "recorded_share",
-    "leave_out_engine", "probe_engines", "heard_only", "drop_path", "seed", "threads",
+    "lr_teacher_head", "anchor", "anchor_weight", "anchor_engines", "no_photos", "espeak_share",
+    "recorded_share", "leave_out_engine", "probe_engines", "heard_only", "drop_path", "seed",
+    "threads",
 )  # fmt: skip
 
 
@@ -153,7 +154,7 @@ def _train_command(args: dict, dataset: str, name: str = "default", init: str | 
             continue
         if key in ("teacher_weight", "lr_teacher_head") and not _teacher_on(args):
             continue
-        if key in ("anchor", "anchor_weight") and not _anchor_on(args):
+        if key.startswith("anchor") and not _anchor_on(args):
             continue
         flag = "--" + key.replace("_", "-")
         if value in ("True", True):

@@ -199,6 +199,12 @@ def _add_extra_training_args(p: argparse.ArgumentParser) -> None:
         "0 = off",
     )
     p.add_argument(
+        "--anchor-engines",
+        default="",
+        help="also keep these engines' spoken rows near --anchor (comma-separated, e.g. espeak: "
+        "voices the anchor already answers well); the other engines' rows stay free",
+    )
+    p.add_argument(
         "--lr-teacher-head",
         type=float,
         default=1e-3,
@@ -318,6 +324,7 @@ class TrainRun:
     state: dict
     module: nn.Module | None = None
     anchor: VisualByteNet | None = None
+    anchor_spoken: np.ndarray | None = None
     evset: RenderedSplit | None = None
     weights: LossWeights | None = None
     pbar: object = None
@@ -501,6 +508,18 @@ def _frozen_anchor(run: TrainRun) -> VisualByteNet | None:
     return net
 
 
+def _anchored_spoken_rows(run: TrainRun) -> np.ndarray | None:
+    """Per training speech row, whether ``--anchor-engines`` names its engine (None: none named)."""
+    named = [e for e in run.args.anchor_engines.split(",") if e]
+    if not named:
+        return None
+    if run.anchor is None:
+        raise SystemExit("--anchor-engines needs --anchor MODEL and a positive --anchor-weight")
+    engines = speech_mix.read_engines(run.args.data)
+    speech_mix.check_engines(engines, named, "--anchor-engines")
+    return np.isin(engines, named)
+
+
 def _rank_module(run: TrainRun) -> nn.Module:
     """The module the steps call: the training forward, wrapped in DDP over several ranks."""
     module = run.forward
@@ -573,6 +592,7 @@ def setup_run(args: argparse.Namespace, world: int, rank: int, device) -> TrainR
     )
     _resume_or_init(run)
     run.anchor = _frozen_anchor(run)
+    run.anchor_spoken = _anchored_spoken_rows(run)
     run.module = _rank_module(run)
     if (
         is_main
@@ -680,10 +700,13 @@ def _train_step(run: TrainRun, rows: np.ndarray, step: int) -> StepResult:
         loss = loss + args.teacher_weight * distil
         parts["teacher"] = float(distil.detach())
     if run.anchor is not None:
-        kept = 2 * b  # the picture and typed rows, which come first
+        kept = np.arange(2 * b)  # the picture and typed rows, which come first
+        if run.anchor_spoken is not None:
+            kept = np.concatenate([kept, 2 * b + np.flatnonzero(run.anchor_spoken[rows[:, 3]])])
+        kept = torch.from_numpy(kept).to(device)
         with torch.no_grad():
-            old = run.anchor.classify(run.anchor.embed(x[:kept])).float()
-        drift = anchor_loss(logits[:kept], old)
+            old = run.anchor.classify(run.anchor.embed(x[kept])).float()
+        drift = anchor_loss(logits[kept], old)
         loss = loss + args.anchor_weight * drift
         parts["anchor"] = float(drift.detach())
     if run.unknown:
