@@ -73,8 +73,8 @@ def teacher_loss(guess: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def anchor_loss(logits: torch.Tensor, anchor_logits: torch.Tensor) -> torch.Tensor:
-    """KL(anchor's class posterior || this network's), per row: how far training has moved what
-    these inputs mean."""
+    """KL(anchor's class posterior || this network's), averaged over rows: how far training has
+    moved what these inputs mean."""
     return F.kl_div(
         F.log_softmax(logits, dim=1),
         F.log_softmax(anchor_logits, dim=1),
