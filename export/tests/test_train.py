@@ -302,8 +302,8 @@ def _rows_as_input(dataset, name, rows=None):
 def _drift_from(anchor_ckpt, ckpt, x) -> float:
     """Mean KL(anchor's class posterior || the checkpoint's) over inputs ``x``, both networks in
     eval mode."""
+    from visualbyte_export.anchoring import anchor_loss
     from visualbyte_export.model import load_checkpoint_model
-    from visualbyte_export.train_net import anchor_loss
 
     with torch.no_grad():
         old, new = (load_checkpoint_model(p)[0].eval() for p in (anchor_ckpt, ckpt))
@@ -311,7 +311,7 @@ def _drift_from(anchor_ckpt, ckpt, x) -> float:
 
 
 def test_anchor_loss_is_zero_for_the_anchors_own_posterior_and_grows_as_it_drifts():
-    from visualbyte_export.train_net import anchor_loss
+    from visualbyte_export.anchoring import anchor_loss
 
     g = torch.Generator().manual_seed(0)
     old = torch.randn(8, 5, generator=g) * 4

@@ -52,12 +52,13 @@ RECIPE_FLAGS = (
 )  # fmt: skip
 
 
+def _weight_on(args: dict, key: str) -> bool:
+    """Whether a stored run's ``--*-weight`` flag turned its term on."""
+    return str(args.get(key, "0")) not in ("0", "0.0", "None")
+
+
 def _teacher_on(args: dict) -> bool:
-    return str(args.get("teacher_weight", "0")) not in ("0", "0.0", "None")
-
-
-def _anchor_on(args: dict) -> bool:
-    return str(args.get("anchor_weight", "0")) not in ("0", "0.0", "None")
+    return _weight_on(args, "teacher_weight")
 
 
 def _model_from_history(mid: str) -> str:
@@ -154,7 +155,7 @@ def _train_command(args: dict, dataset: str, name: str = "default", init: str | 
             continue
         if key in ("teacher_weight", "lr_teacher_head") and not _teacher_on(args):
             continue
-        if key.startswith("anchor") and not _anchor_on(args):
+        if key.startswith("anchor") and not _weight_on(args, "anchor_weight"):
             continue
         flag = "--" + key.replace("_", "-")
         if value in ("True", True):

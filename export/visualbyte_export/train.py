@@ -9,7 +9,6 @@ so a run killed at any moment resumes from its last checkpoint: run the same com
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import speech_mix
+from . import anchoring, speech_mix
 
 # Augmentation, dataset loading, checkpoints and the training-time network wrapper live in their
 # own modules; the names tests and older callers import from here are re-exported.
@@ -46,14 +45,7 @@ from .rendered import UNKNOWN_MODALITIES as UNKNOWN_MODALITIES
 from .rendered import RenderedSplit, gather_rows, load_meta, load_unknown, unknown_rows
 from .sampler import ClassBalancedTripleSampler
 from .splits import MODALITIES
-from .train_net import (
-    GlobalBatchNorm1d,
-    TrainForward,
-    anchor_loss,
-    lr_factor,
-    param_groups,
-    teacher_loss,
-)
+from .train_net import GlobalBatchNorm1d, TrainForward, lr_factor, param_groups, teacher_loss
 
 
 # -------------------------------------------------------------------------------- command line
@@ -185,26 +177,6 @@ def _add_extra_training_args(p: argparse.ArgumentParser) -> None:
         "the backbone's; 0 = off",
     )
     p.add_argument(
-        "--anchor",
-        type=Path,
-        help="a model (.onnx or checkpoint of the same network) whose class posteriors of the "
-        "batch's pictures and typed questions --anchor-weight keeps this run near, so teaching "
-        "new voices does not move what the gallery and typed questions mean",
-    )
-    p.add_argument(
-        "--anchor-weight",
-        type=float,
-        default=0.0,
-        help="weight of KL(anchor's posterior || this run's) on the picture and typed rows; "
-        "0 = off",
-    )
-    p.add_argument(
-        "--anchor-engines",
-        default="",
-        help="also keep these engines' spoken rows near --anchor (comma-separated, e.g. espeak: "
-        "voices the anchor already answers well); the other engines' rows stay free",
-    )
-    p.add_argument(
         "--lr-teacher-head",
         type=float,
         default=1e-3,
@@ -216,6 +188,7 @@ def _add_extra_training_args(p: argparse.ArgumentParser) -> None:
         help="leave the dataset's training photographs and clip art (train_photo.npy) out",
     )
     speech_mix.add_args(p)
+    anchoring.add_args(p)
     p.add_argument("--drop-path", type=float, default=0.0)
     p.add_argument(
         "--input-norm",
@@ -323,8 +296,7 @@ class TrainRun:
     total_steps: int
     state: dict
     module: nn.Module | None = None
-    anchor: VisualByteNet | None = None
-    anchor_spoken: np.ndarray | None = None
+    anchor: anchoring.Anchor | None = None
     evset: RenderedSplit | None = None
     weights: LossWeights | None = None
     pbar: object = None
@@ -479,47 +451,6 @@ def _resume_or_init(run: TrainRun) -> None:
                 run.state["init_model"] = root
 
 
-def _frozen_anchor(run: TrainRun) -> VisualByteNet | None:
-    """The ``--anchor`` model, frozen in eval mode (its exported behaviour), or None when
-    ``--anchor-weight`` is 0."""
-    args = run.args
-    if args.anchor_weight < 0:
-        raise SystemExit(f"--anchor-weight {args.anchor_weight}: 0 (off) or positive")
-    if args.anchor_weight == 0:
-        return None
-    if args.anchor is None or not args.anchor.exists():
-        raise SystemExit(
-            f"--anchor-weight {args.anchor_weight} needs --anchor MODEL, an existing .onnx or "
-            f"checkpoint (got {args.anchor})"
-        )
-    net = copy.deepcopy(run.net)  # the same network; every weight is replaced below
-    if args.anchor.suffix == ".onnx":
-        # No calibration batch: the folded BatchNorms are exact in eval mode.
-        load_onnx_weights(net, args.anchor)
-        run.state["anchor_model"] = onnx_model_info(args.anchor)
-    else:
-        _, skipped = load_init_weights(
-            net, torch.load(args.anchor, map_location="cpu", weights_only=False)
-        )
-        if skipped:
-            raise SystemExit(f"--anchor {args.anchor}: not this network ({', '.join(skipped)})")
-    net.eval()
-    net.requires_grad_(False)
-    return net
-
-
-def _anchored_spoken_rows(run: TrainRun) -> np.ndarray | None:
-    """Per training speech row, whether ``--anchor-engines`` names its engine (None: none named)."""
-    named = [e for e in run.args.anchor_engines.split(",") if e]
-    if not named:
-        return None
-    if run.anchor is None:
-        raise SystemExit("--anchor-engines needs --anchor MODEL and a positive --anchor-weight")
-    engines = speech_mix.read_engines(run.args.data)
-    speech_mix.check_engines(engines, named, "--anchor-engines")
-    return np.isin(engines, named)
-
-
 def _rank_module(run: TrainRun) -> nn.Module:
     """The module the steps call: the training forward, wrapped in DDP over several ranks."""
     module = run.forward
@@ -591,8 +522,7 @@ def setup_run(args: argparse.Namespace, world: int, rank: int, device) -> TrainR
         state={"step": 0, "best": -1.0, "history": [], "train_seconds": 0.0},
     )
     _resume_or_init(run)
-    run.anchor = _frozen_anchor(run)
-    run.anchor_spoken = _anchored_spoken_rows(run)
+    run.anchor = anchoring.for_run(args, run.net, run.state)
     run.module = _rank_module(run)
     if (
         is_main
@@ -700,13 +630,7 @@ def _train_step(run: TrainRun, rows: np.ndarray, step: int) -> StepResult:
         loss = loss + args.teacher_weight * distil
         parts["teacher"] = float(distil.detach())
     if run.anchor is not None:
-        kept = np.arange(2 * b)  # the picture and typed rows, which come first
-        if run.anchor_spoken is not None:
-            kept = np.concatenate([kept, 2 * b + np.flatnonzero(run.anchor_spoken[rows[:, 3]])])
-        kept = torch.from_numpy(kept).to(device)
-        with torch.no_grad():
-            old = run.anchor.classify(run.anchor.embed(x[kept])).float()
-        drift = anchor_loss(logits[kept], old)
+        drift = run.anchor.drift(x, logits, rows, b)
         loss = loss + args.anchor_weight * drift
         parts["anchor"] = float(drift.detach())
     if run.unknown:

@@ -72,17 +72,6 @@ def teacher_loss(guess: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - F.cosine_similarity(guess, target, dim=1)).mean()
 
 
-def anchor_loss(logits: torch.Tensor, anchor_logits: torch.Tensor) -> torch.Tensor:
-    """KL(anchor's class posterior || this network's), averaged over rows: how far training has
-    moved what these inputs mean."""
-    return F.kl_div(
-        F.log_softmax(logits, dim=1),
-        F.log_softmax(anchor_logits, dim=1),
-        reduction="batchmean",
-        log_target=True,
-    )
-
-
 def param_groups(net: VisualByteNet, lr_backbone: float, lr_head: float, wd: float) -> list[dict]:
     groups = {("b", True): [], ("b", False): [], ("h", True): [], ("h", False): []}
     head_ids = {id(p) for p in net.head_parameters()}
